@@ -1,0 +1,46 @@
+"""The ``mprnet`` command: one sub-command per step of the study.
+
+Each area of the package registers its own sub-commands through ``register(subparsers)``;
+errors caused by the user's input (``MPRNetError``) print one line and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from . import __version__
+from .errors import MPRNetError
+
+COMMAND_MODULES = (
+    "mprnet.data.cli",
+    "mprnet.metrics.cli",
+    "mprnet.training.cli",
+    "mprnet.demo",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mprnet", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module in COMMAND_MODULES:
+        importlib.import_module(module).register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except MPRNetError as exc:
+        print(f"mprnet {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"mprnet {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
