@@ -17,6 +17,8 @@ COMMAND_MODULES = (
     "mprnet.data.cli",
     "mprnet.metrics.cli",
     "mprnet.training.cli",
+    "mprnet.study.cli",
+    "mprnet.report.cli",
     "mprnet.demo",
 )
 

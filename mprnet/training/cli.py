@@ -1,5 +1,93 @@
-"""Sub-commands of this area; filled in by its issue."""
+"""``mprnet train`` and ``mprnet restore``."""
+
+from __future__ import annotations
+
+import argparse
+
+RESUME_EXIT_CODE = 75  # same value as trainer.RESUME_EXIT_CODE; kept here so --help stays light
 
 
 def register(subparsers) -> None:
-    pass
+    p = subparsers.add_parser(
+        "train",
+        help="train MPRNet from a run config (official recipe per task by default)",
+        description="Train MPRNet. Defaults are the official recipe of the config's task; see "
+                    "mprnet.training.config for every key. Launch with torchrun for several GPUs. "
+                    f"On SIGTERM/SIGUSR1 a checkpoint is written and the exit status is {RESUME_EXIT_CODE} "
+                    "(run again with --resume).",
+    )
+    p.add_argument("--config", required=True, help="run config (YAML)")
+    p.add_argument("--out", required=True, help="output folder for checkpoints, logs and the effective config")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from OUT/checkpoint.pt if it exists (start afresh otherwise)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one config key, e.g. --set runtime.device=cpu (value parsed as YAML)")
+    p.set_defaults(func=_train)
+
+    r = subparsers.add_parser(
+        "restore",
+        help="restore a folder of images with a checkpoint (ours or the authors' .pth)",
+        description="Restore every image of --input into --output/<stem>.png.",
+    )
+    r.add_argument("--checkpoint", required=True, help="our model_final.pt/model_best.pt/checkpoint.pt or an official .pth")
+    r.add_argument("--input", required=True, help="folder of degraded images")
+    r.add_argument("--output", required=True, help="folder for the restored PNGs")
+    r.add_argument("--task", choices=("deblurring", "deraining", "denoising"),
+                   help="preset for an official .pth (recognised from the weights when omitted)")
+    r.add_argument("--tile", type=int, default=None, help="restore in TILE x TILE windows (multiple of 8)")
+    r.add_argument("--overlap", type=int, default=32, help="overlap between tiles in pixels (default 32)")
+    r.add_argument("--save-float", action="store_true", help="also write OUTPUT/float/<stem>.npy (float32, [0,1])")
+    r.add_argument("--save-stages", action="store_true", help="also write OUTPUT/stages/<stem>_stage<k>.png")
+    r.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    r.add_argument("--no-progress", action="store_true", help="no progress bar")
+    r.set_defaults(func=_restore)
+
+
+def _apply_sets(config: dict, sets: list[str]) -> dict:
+    from ..errors import ConfigError
+    from .config import parse_yaml
+
+    for item in sets:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--set {item!r}: expected KEY=VALUE")
+        node = config
+        parts = key.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"--set {key}: {part} is not a section")
+        node[parts[-1]] = parse_yaml(raw)
+    return config
+
+
+def _train(args: argparse.Namespace) -> int:
+    import sys
+
+    from .config import load_config
+    from .trainer import TrainingInterrupted, train
+
+    config = _apply_sets(load_config(args.config), args.set)
+    try:
+        final = train(config, args.out, resume=args.resume)
+    except TrainingInterrupted as exc:
+        print(f"mprnet train: {exc}", file=sys.stderr)
+        return RESUME_EXIT_CODE
+    print(f"mprnet train: done, final model {final}")
+    return 0
+
+
+def _restore(args: argparse.Namespace) -> int:
+    import torch
+
+    from ..restore import load_restorer, restore_folder
+
+    device = args.device
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    model, what = load_restorer(args.checkpoint, args.task)
+    written = restore_folder(model, args.input, args.output, tile=args.tile, overlap=args.overlap,
+                             save_float=args.save_float, save_stages=args.save_stages, device=device,
+                             progress=not args.no_progress)
+    print(f"mprnet restore: {len(written)} images restored with {what} into {args.output}")
+    return 0

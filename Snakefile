@@ -1,0 +1,28 @@
+"""MPRNet reproduction study: fetch -> prepare -> train -> restore -> score -> aggregate.
+
+    snakemake -n all                                         # plan the paper study
+    snakemake --cores 2 --configfile config/demo.yaml all    # run the demo study on a CPU
+    snakemake --profile profiles/slurm all                   # run on a Slurm cluster
+
+See docs/workflow.md.
+"""
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/restore.smk"
+include: "workflow/rules/score.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        get_final_outputs,

@@ -1,0 +1,277 @@
+"""Score folders of restored images against their ground truth, and aggregate as the paper does.
+
+Pairs are matched by file stem (the official scripts pair by list position, so one stray file
+shifts every later pair). Images are read two at a time in threads (PNG decoding releases the
+GIL) and scored in batches of equal size.
+
+Input policy, stricter than the official scripts where they would silently compare different
+things:
+
+* 16-bit, float, truncated or unreadable images: error naming the file (:func:`read_rgb`).
+* RGBA: the alpha channel is dropped with a warning (MATLAB ``imread`` returns it separately).
+* Grayscale against RGB: error naming both files. MATLAB would score such a pair differently
+  from an RGB pair (``rgb2ycbcr`` is skipped for 2-D images; ``ssim`` becomes 2-D).
+* Both grayscale: scored as MATLAB scores 2-D images: ``y_channel`` uses the gray values as Y
+  (the deraining script calls ``rgb2ycbcr`` only when ``size(img,3) == 3``); ``rgb`` and
+  ``sidd`` use 2-D PSNR/SSIM; ``realblur`` refuses them (the RealBlur script needs RGB).
+* Sizes differ: error naming both files (the official scripts have no resizing either).
+* ``sidd`` predictions are read from ``<pred>/float/<stem>.npy`` (H×W×3 float in [0,1], as
+  ``mprnet restore --save-float`` writes) when that folder exists, else from the 8-bit files
+  with a warning, because the paper's SIDD numbers are computed on unquantised outputs.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import warnings
+from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DataError
+from ..images import list_images, pair_by_stem, read_rgb
+from .protocols import PROTOCOLS
+
+FLOAT_SUBDIR = "float"
+_GRAY_MODES = ("L", "LA", "1")
+_CHUNK = 32  # pairs read ahead of scoring: bounds memory on large test sets
+
+
+@dataclass
+class _Pair:
+    stem: str
+    pred_path: Path
+    target_path: Path
+    pred: np.ndarray | None = None
+    target: np.ndarray | None = None
+    gray: bool = False
+
+
+def _is_gray(path: Path) -> bool:
+    from PIL import Image
+
+    try:
+        with Image.open(path) as img:
+            return img.mode in _GRAY_MODES
+    except Exception:  # read_rgb reports unreadable files with the proper message
+        return False
+
+
+def _read_image(path: Path) -> tuple[np.ndarray, bool]:
+    gray = _is_gray(path)
+    return read_rgb(path), gray
+
+
+def _read_float(path: Path) -> np.ndarray:
+    try:
+        array = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as exc:
+        raise DataError(f"{path}: unreadable .npy file ({exc})") from None
+    if array.ndim != 3 or array.shape[2] != 3 or array.dtype.kind != "f":
+        raise DataError(f"{path}: expected an H×W×3 float array, got {array.dtype} {array.shape}")
+    if not np.isfinite(array).all():
+        raise DataError(f"{path}: contains NaN or infinite values")
+    low, high = float(array.min()), float(array.max())
+    if low < 0.0 or high > 1.0:
+        raise DataError(f"{path}: values outside [0, 1] ({low:.4g}..{high:.4g}); clamp outputs as the test scripts do")
+    return array.astype(np.float32, copy=False)  # MATLAB's Idenoised is single
+
+
+def _pair_float(pred_dir: Path, target_dir: Path) -> list[tuple[str, Path, Path]]:
+    float_dir = pred_dir / FLOAT_SUBDIR
+    preds = {p.stem: p for p in sorted(float_dir.glob("*.npy")) if not p.name.startswith(".")}
+    targets = {p.stem: p for p in list_images(target_dir)}
+    if not preds:
+        raise DataError(f"{float_dir}: no .npy files")
+    if not targets:
+        raise DataError(f"{target_dir}: no images")
+    only_p, only_t = sorted(set(preds) - set(targets)), sorted(set(targets) - set(preds))
+    if only_p or only_t:
+        parts = [f"only in {d}: {', '.join(names[:10])}{' ...' if len(names) > 10 else ''}"
+                 for d, names in ((float_dir, only_p), (target_dir, only_t)) if names]
+        raise DataError("unpaired images; " + "; ".join(parts))
+    return [(stem, preds[stem], targets[stem]) for stem in sorted(preds)]
+
+
+def find_pairs(protocol: str, pred_dir: str | os.PathLike, target_dir: str | os.PathLike) -> list[tuple[str, Path, Path]]:
+    """(stem, prediction file, target file) for every image, as ``score_folders`` will read them."""
+    pred_dir, target_dir = Path(pred_dir), Path(target_dir)
+    if protocol == "sidd" and (pred_dir / FLOAT_SUBDIR).is_dir():
+        return _pair_float(pred_dir, target_dir)
+    return pair_by_stem(pred_dir, target_dir)
+
+
+def _load(protocol: str, stem: str, pred_path: Path, target_path: Path) -> _Pair:
+    pair = _Pair(stem, pred_path, target_path)
+    target, target_gray = _read_image(target_path)
+    if pred_path.suffix == ".npy":
+        pred, pred_gray = _read_float(pred_path), False
+    else:
+        pred, pred_gray = _read_image(pred_path)
+    both = f"{pred_path} and {target_path}"
+    if pred.shape != target.shape:
+        raise DataError(f"size mismatch: {pred_path} is {pred.shape[1]}×{pred.shape[0]}, "
+                        f"{target_path} is {target.shape[1]}×{target.shape[0]}")
+    if pred_gray != target_gray:
+        gray_one = pred_path if pred_gray else target_path
+        raise DataError(f"grayscale vs RGB: {gray_one} is grayscale, the other of {both} is not; "
+                        "convert both to RGB (the official scripts score 2-D images differently)")
+    if protocol == "realblur" and target_gray:
+        raise DataError(f"{both}: grayscale images; the RealBlur protocol needs RGB")
+    min_side = min(pred.shape[:2])
+    if protocol in ("y_channel", "realblur") and min_side < 11:
+        raise DataError(f"{both}: {pred.shape[1]}×{pred.shape[0]} is smaller than the 11×11 SSIM window")
+    pair.gray = target_gray
+    if target_gray:
+        pred, target = pred[..., :1], target[..., :1]
+    if protocol == "sidd":
+        from .protocols import uint8_to_single
+
+        target = uint8_to_single(target)
+        pred = pred if pred.dtype == np.float32 else uint8_to_single(pred)
+    pair.pred, pair.target = pred, target
+    return pair
+
+
+def _score_group(protocol: str, pairs: list[_Pair], device: str | None) -> tuple[np.ndarray, np.ndarray]:
+    from . import protocols
+
+    if protocol == "realblur":
+        from .realblur import psnr_ssim_realblur
+
+        def one(p: _Pair) -> tuple[float, float]:
+            try:
+                return psnr_ssim_realblur(p.pred, p.target)
+            except RuntimeError as exc:
+                raise DataError(f"{p.pred_path} vs {p.target_path}: {exc}") from None
+
+        # ECC alignment dominates (~1 s per RealBlur image); OpenCV releases the GIL.
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            out = list(pool.map(one, pairs))
+        return np.array([o[0] for o in out]), np.array([o[1] for o in out])
+    preds = np.stack([p.pred for p in pairs])
+    targets = np.stack([p.target for p in pairs])
+    if protocol == "y_channel":
+        if pairs[0].gray:
+            return protocols.y_channel_batch(preds[..., 0], targets[..., 0], device=device, luma=True)
+        return protocols.y_channel_batch(preds, targets, device=device)
+    if protocol == "rgb":
+        return protocols.rgb_batch(preds, targets, device=device)
+    return protocols.sidd_batch(preds, targets, device=device)
+
+
+def _chunks(items: Sequence, size: int) -> Iterable[Sequence]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def score_folders(
+    protocol: str,
+    pred_dir: str | os.PathLike,
+    target_dir: str | os.PathLike,
+    *,
+    device: str | None = None,
+    progress: bool = False,
+    workers: int = 2,
+):
+    """Score every image of ``pred_dir`` against the same-stem image of ``target_dir``.
+
+    Returns a pandas DataFrame with columns ``image`` (the stem), ``psnr`` (dB; ``inf`` for
+    identical images) and ``ssim``, one row per image, sorted by stem.
+    """
+    import pandas as pd
+    from tqdm import tqdm
+
+    if protocol not in PROTOCOLS:
+        raise DataError(f"unknown protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
+    pairs = find_pairs(protocol, pred_dir, target_dir)
+    if protocol == "sidd" and pairs[0][1].suffix != ".npy":
+        warnings.warn(f"{pred_dir}: no '{FLOAT_SUBDIR}/' folder of .npy outputs; scoring the 8-bit images, "
+                      "whereas the paper's SIDD scores use unquantised outputs (mprnet restore --save-float)",
+                      stacklevel=2)
+    results: dict[str, tuple[float, float]] = {}
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool, \
+            tqdm(total=len(pairs), desc=f"score {protocol}", unit="img", disable=not progress) as bar:
+        for chunk in _chunks(pairs, _CHUNK):
+            loaded = list(pool.map(lambda p: _load(protocol, *p), chunk))
+            groups: dict[tuple, list[_Pair]] = {}
+            for p in loaded:
+                groups.setdefault((p.pred.shape, p.gray), []).append(p)
+            for group in groups.values():
+                psnr, ssim = _score_group(protocol, group, device)
+                for p, ps, ss in zip(group, psnr, ssim):
+                    results[p.stem] = (float(ps), float(ss))
+                bar.update(len(group))
+    stems = [stem for stem, _, _ in pairs]
+    return pd.DataFrame({
+        "image": stems,
+        "psnr": [results[s][0] for s in stems],
+        "ssim": [results[s][1] for s in stems],
+    })
+
+
+def write_scores_csv(scores, path: str | os.PathLike) -> None:
+    """Write per-image scores atomically; infinite PSNR is written as ``inf``."""
+    from ..atomic import atomic_path
+
+    with atomic_path(path) as tmp:
+        scores.to_csv(tmp, index=False, float_format=None)
+
+
+def summarize(scores) -> dict[str, float]:
+    """Mean PSNR and SSIM over images (an infinite PSNR makes the mean infinite, as in MATLAB)."""
+    return {"images": len(scores), "psnr": float(scores["psnr"].mean()), "ssim": float(scores["ssim"].mean())}
+
+
+DERAINING_AVERAGE = ("Test100", "Rain100H", "Rain100L", "Test2800", "Test1200")
+
+
+def aggregate(
+    per_dataset: Mapping[str, object],
+    *,
+    average_of: Sequence[str] | None = None,
+    average_name: str = "Average",
+):
+    """Paper aggregation: mean over images per dataset, plus an optional mean of dataset means.
+
+    ``per_dataset`` maps a dataset name to its per-image scores (a DataFrame with ``psnr`` and
+    ``ssim`` columns). ``average_of`` lists the datasets whose *means* are averaged into a row
+    named ``average_name``: the deraining table's "Average" is the mean of the five dataset
+    means (``evaluate_PSNR_SSIM.m``), not the mean over all 4,298 images. Returns a DataFrame
+    with columns dataset, images, psnr, ssim.
+    """
+    import pandas as pd
+
+    rows = []
+    for name, scores in per_dataset.items():
+        if len(scores) == 0:
+            raise DataError(f"dataset {name!r}: no scores")
+        rows.append({"dataset": name, **summarize(scores)})
+    table = pd.DataFrame(rows, columns=["dataset", "images", "psnr", "ssim"])
+    if average_of is not None:
+        missing = [d for d in average_of if d not in per_dataset]
+        if missing:
+            raise DataError(f"cannot average: no scores for {', '.join(missing)}")
+        part = table[table["dataset"].isin(list(average_of))]
+        table = pd.concat([table, pd.DataFrame([{
+            "dataset": average_name,
+            "images": int(part["images"].sum()),
+            "psnr": float(part["psnr"].mean()),
+            "ssim": float(part["ssim"].mean()),
+        }])], ignore_index=True)
+    return table
+
+
+def format_means(protocol: str, scores) -> str:
+    s = summarize(scores)
+    psnr = "inf" if math.isinf(s["psnr"]) else f"{s['psnr']:.4f}"
+    line = f"{protocol}: {s['images']} images, mean PSNR {psnr} dB, mean SSIM {s['ssim']:.6f}"
+    finite = scores["psnr"][np.isfinite(scores["psnr"])]
+    if len(finite) < len(scores):
+        rest = f"{finite.mean():.4f} dB" if len(finite) else "none"
+        line += f" ({len(scores) - len(finite)} identical to the target, PSNR inf; mean over the rest {rest})"
+    return line

@@ -1,0 +1,405 @@
+"""Figures of the study, each a pure function of DataFrames (or image arrays) returning a Figure.
+
+``save_figure`` writes PNG and PDF atomically. Colours come from seaborn's colour-blind-safe
+palette and stay fixed per method across figures (Wong, Nature Methods 8:441, 2011), and
+every point estimate is drawn with its spread so no figure overstates a difference.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import warnings
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")  # headless: cluster nodes and CI have no display
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+from ..atomic import atomic_path  # noqa: E402
+from .tables import AVERAGE, NOT_TRAINED, method_label, order_datasets, seed_means, variant_label  # noqa: E402
+
+PALETTE = sns.color_palette("colorblind", 10)
+FIXED_COLOURS = {  # one colour per method in every figure
+    "full": PALETTE[0], "paper": PALETTE[1], "official_weights": PALETTE[2], "released_results": PALETTE[4],
+    "degraded": PALETTE[7], "no_sam": PALETTE[3], "no_csff": PALETTE[5], "single_stage": PALETTE[6],
+    "two_stage": PALETTE[9],
+}
+MARKERS = {"degraded": "X", "paper": "s", "full": "o", "official_weights": "D", "released_results": "^"}
+MAIN_METHODS = ("degraded", "paper", "full", "official_weights", "released_results")
+
+
+def set_style() -> None:
+    sns.set_theme(context="paper", style="whitegrid", palette=PALETTE, font_scale=1.25,
+                  rc={"figure.dpi": 100, "savefig.dpi": 150, "axes.titleweight": "bold", "pdf.fonttype": 42})
+
+
+def method_colour(method: str, others: Sequence[str] = ()) -> tuple:
+    if method in FIXED_COLOURS:
+        return FIXED_COLOURS[method]
+    spare = [PALETTE[8], (0.2, 0.2, 0.2), PALETTE[1], PALETTE[2]]
+    others = sorted(m for m in others if m not in FIXED_COLOURS)
+    index = others.index(method) if method in others else 0
+    return spare[index % len(spare)]
+
+
+def save_figure(fig, stem: str | os.PathLike) -> list[Path]:
+    """Write ``<stem>.png`` and ``<stem>.pdf``; the figure is closed afterwards."""
+    stem = Path(stem)
+    if stem.suffix.lower() in (".png", ".pdf"):
+        stem = stem.with_suffix("")
+    paths = []
+    for ext in ("png", "pdf"):
+        path = stem.with_name(f"{stem.name}.{ext}")
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format=ext, bbox_inches="tight")
+        paths.append(path)
+    plt.close(fig)
+    return paths
+
+
+def _empty(message: str):
+    fig, ax = plt.subplots(figsize=(6, 2))
+    ax.axis("off")
+    ax.text(0.5, 0.5, message, ha="center", va="center", wrap=True)
+    return fig
+
+
+# --------------------------------------------------------------------------------------------
+
+
+def paper_vs_ours(summary: pd.DataFrame):
+    """Dot plot per task: PSNR and SSIM of input, paper, ours (and official weights) per dataset.
+
+    Dots rather than bars: PSNR bars starting at 0 dB would hide differences of tenths of a dB.
+    The Δ (ours − paper) is written above each dataset that has both.
+    """
+    set_style()
+    data = seed_means(summary[summary["dataset"] != AVERAGE])
+    data = data[data["method"].isin(MAIN_METHODS)]
+    tasks = list(dict.fromkeys(data["task"]))
+    if not tasks:
+        return _empty("No main results to plot.")
+    widths = [max(2, len(_task_datasets(data, t))) for t in tasks]
+    fig, axes = plt.subplots(2, len(tasks), figsize=(1.2 * sum(widths) + 2.5, 6.5), squeeze=False,
+                             gridspec_kw={"width_ratios": widths})
+    present = [m for m in MAIN_METHODS if m in set(data["method"])]
+    for col, task in enumerate(tasks):
+        sub = data[data["task"] == task]
+        datasets = _task_datasets(data, task)
+        x = {d: i for i, d in enumerate(datasets)}
+        for row, metric in enumerate(("psnr", "ssim")):
+            ax = axes[row, col]
+            offsets = np.linspace(-0.25, 0.25, len(present)) if len(present) > 1 else [0.0]
+            for off, method in zip(offsets, present):
+                m = sub[(sub["method"] == method) & sub["dataset"].isin(datasets)]
+                ax.scatter([x[d] + off for d in m["dataset"]], m[metric], s=55, marker=MARKERS[method],
+                           color=method_colour(method), label=method_label(method), zorder=3,
+                           edgecolor="white", linewidth=0.6)
+            ax.set_xticks(range(len(datasets)))
+            ax.set_xticklabels(datasets, rotation=30 if len(datasets) > 3 else 0, ha="right" if len(datasets) > 3 else "center")
+            ax.set_xlim(-0.6, len(datasets) - 0.4)
+            ax.set_ylabel("PSNR (dB)" if metric == "psnr" else "SSIM")
+            if row == 0:
+                ax.set_title(task.capitalize())
+            _annotate_delta(ax, sub, datasets, x, metric)
+            ax.margins(y=0.18)
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    for ax in axes.flat:
+        for h, l in zip(*ax.get_legend_handles_labels()):
+            if l not in labels:
+                handles.append(h)
+                labels.append(l)
+    fig.legend(handles, labels, loc="lower center", ncol=len(labels), frameon=False, bbox_to_anchor=(0.5, -0.02))
+    fig.suptitle("Paper vs. our reproduction (Δ = ours − paper)")
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
+    return fig
+
+
+def _task_datasets(data: pd.DataFrame, task: str) -> list[str]:
+    sub = data[data["task"] == task]
+    ours = set(sub.loc[sub["method"] != "paper", "dataset"])
+    paper = set(sub.loc[sub["method"] == "paper", "dataset"])
+    return order_datasets(ours | paper if ours & paper else ours or paper)
+
+
+def _annotate_delta(ax, sub: pd.DataFrame, datasets, x, metric: str) -> None:
+    values = sub.pivot_table(index="dataset", columns="method", values=metric, aggfunc="mean")
+    if "paper" not in values.columns or "full" not in values.columns:
+        return
+    top = sub[sub["dataset"].isin(datasets)][metric].max()
+    span = sub[sub["dataset"].isin(datasets)][metric].agg(lambda s: s.max() - s.min()) or 1.0
+    for d in datasets:
+        if d in values.index and not (math.isnan(values.at[d, "paper"]) or math.isnan(values.at[d, "full"])):
+            delta = values.at[d, "full"] - values.at[d, "paper"]
+            text = f"{delta:+.2f}" if metric == "psnr" else f"{delta:+.3f}"
+            ax.text(x[d], top + 0.08 * span, text.replace("-", "−"), ha="center", va="bottom", fontsize=9,
+                    color="#333333")
+
+
+# --------------------------------------------------------------------------------------------
+
+
+def ablation_bars(stats: pd.DataFrame, *, reference: str = "full", level: float = 0.95):
+    """Per (task, dataset): PSNR mean ± std over seeds, and Δ PSNR / Δ SSIM to full with bootstrap CIs."""
+    set_style()
+    groups = list(stats.groupby(["task", "dataset"], sort=False))
+    if not groups:
+        return _empty("No ablation results to plot.")
+    n_var = stats["method"].nunique()
+    fig, axes = plt.subplots(len(groups), 3, figsize=(13, 0.55 * n_var * len(groups) + 1.6 * len(groups)),
+                             squeeze=False)
+    pct = int(round(level * 100))
+    methods_all = list(dict.fromkeys(stats["method"]))
+    for row, ((task, dataset), g) in enumerate(groups):
+        g = g.reset_index(drop=True)
+        y = np.arange(len(g))[::-1]
+        labels = [variant_label(m) for m in g["method"]]
+        colours = [method_colour(m, methods_all) for m in g["method"]]
+        ax = axes[row, 0]
+        ax.barh(y, g["psnr_mean"], xerr=g["psnr_std"].fillna(0), color=colours, capsize=3,
+                error_kw={"elinewidth": 1.2})
+        lo = np.nanmin(g["psnr_mean"] - g["psnr_std"].fillna(0))
+        hi = np.nanmax(g["psnr_mean"] + g["psnr_std"].fillna(0))
+        pad = max(0.5, 0.15 * (hi - lo))
+        ax.set_xlim(lo - pad, hi + pad)  # bars are read against each other, not against 0 dB
+        for yi, v in zip(y, g["psnr_mean"]):
+            ax.text(lo - pad * 0.9, yi, f"{v:.2f}", va="center", ha="left", fontsize=9, color="black",
+                    bbox={"facecolor": "white", "alpha": 0.7, "edgecolor": "none", "pad": 1})
+        ax.set_yticks(y)
+        ax.set_yticklabels(labels)
+        ax.set_xlabel("PSNR (dB), mean ± std over seeds")
+        ax.set_title(f"{task}: {dataset}")
+        for col, metric, unit in ((1, "psnr", "dB"), (2, "ssim", "")):
+            ax = axes[row, col]
+            d = g[f"d{metric}"].to_numpy(dtype=float)
+            err = np.vstack([d - g[f"d{metric}_low"], g[f"d{metric}_high"] - d])
+            err = np.nan_to_num(err, nan=0.0)
+            ax.barh(y, np.nan_to_num(d), xerr=err, color=colours, capsize=3, error_kw={"elinewidth": 1.2})
+            ax.axvline(0, color="black", linewidth=1)
+            ref_y = [yi for yi, m in zip(y, g["method"]) if m == reference]
+            ax.plot([0] * len(ref_y), ref_y, "D", color="black", markersize=5, label="reference")
+            ends = np.concatenate([[0.0], g[f"d{metric}_low"].dropna(), g[f"d{metric}_high"].dropna(), d[~np.isnan(d)]])
+            span = float(ends.max() - ends.min()) or 1.0
+            ax.set_xlim(ends.min() - 0.12 * span, ends.max() + 0.12 * span)
+            ax.set_yticks(y)
+            ax.set_yticklabels([] if col else labels)
+            ax.set_xlabel(f"Δ {metric.upper()}{' (' + unit + ')' if unit else ''} vs {reference}, {pct}% CI")
+    fig.suptitle("Ablation: each variant against the full MPRNet (paired bootstrap over test images)")
+    fig.tight_layout()
+    return fig
+
+
+# --------------------------------------------------------------------------------------------
+
+
+def per_image_distributions(scores: pd.DataFrame, *, metric: str = "psnr", methods: Sequence[str] | None = None):
+    """Box plot plus every image (mean over seeds) per method, one panel per (task, dataset)."""
+    set_style()
+    frame = scores.copy()
+    if methods is not None:
+        frame = frame[frame["method"].isin(methods)]
+    per_image = frame.groupby(["task", "dataset", "method", "image"], sort=False)[metric].mean().reset_index()
+    panels = list(per_image.groupby(["task", "dataset"], sort=False))
+    if not panels:
+        return _empty("No per-image scores to plot.")
+    ncols = min(3, len(panels))
+    nrows = math.ceil(len(panels) / ncols)
+    methods_all = _method_order(per_image["method"].unique())
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.6 * ncols, 3.8 * nrows), squeeze=False)
+    for ax, ((task, dataset), g) in zip(axes.flat, panels):
+        order = [m for m in methods_all if m in set(g["method"])]
+        palette = {m: method_colour(m, methods_all) for m in order}
+        with warnings.catch_warnings():  # seaborn 0.13 passes matplotlib 3.11's deprecated `vert`
+            warnings.simplefilter("ignore", matplotlib.MatplotlibDeprecationWarning)
+            sns.boxplot(data=g, x="method", y=metric, hue="method", order=order, palette=palette, ax=ax,
+                        showfliers=False, width=0.6, legend=False, boxprops={"alpha": 0.55})
+        sns.stripplot(data=g, x="method", y=metric, hue="method", order=order, palette=palette, ax=ax,
+                      size=3.5, jitter=0.2, alpha=0.8, legend=False, edgecolor="black", linewidth=0.3)
+        n = g["image"].nunique()
+        ax.set_title(f"{task}: {dataset} ({n} images)")
+        ax.set_xlabel("")
+        ax.set_ylabel("PSNR (dB)" if metric == "psnr" else metric.upper())
+        ax.set_xticks(range(len(order)))
+        ax.set_xticklabels([_short_label(m) for m in order], rotation=25, ha="right")
+    for ax in list(axes.flat)[len(panels):]:
+        ax.axis("off")
+    fig.suptitle(f"Per-image {metric.upper()} (each dot one test image, mean over seeds)")
+    fig.tight_layout()
+    return fig
+
+
+def _method_order(methods) -> list[str]:
+    methods = list(dict.fromkeys(methods))
+    first = [m for m in ("degraded", "full") if m in methods]
+    last = [m for m in ("official_weights", "released_results") if m in methods]
+    return first + sorted(m for m in methods if m not in first + last) + last
+
+
+def _short_label(method: str) -> str:
+    return {"degraded": "Input", "full": "Full", "official_weights": "Official", "released_results": "Released"}.get(
+        method, variant_label(method))
+
+
+# --------------------------------------------------------------------------------------------
+
+
+def training_curves(logs: pd.DataFrame):
+    """Loss (log scale) and validation PSNR against iteration; one row per task (and group), one line per run."""
+    set_style()
+    if logs.empty:
+        return _empty("No training logs to plot.")
+    frame = logs.copy()
+    for key, default in (("task", "run"), ("method", "full"), ("seed", 0), ("group", "main")):
+        if key not in frame.columns:
+            frame[key] = default
+    panels = list(dict.fromkeys(zip(frame["task"], frame["group"])))
+    metrics = [c for c in ("loss", "val_psnr") if c in frame.columns and frame[c].notna().any()]
+    if not metrics:
+        return _empty("Training logs have neither loss nor val_psnr values.")
+    fig, axes = plt.subplots(len(panels), len(metrics), figsize=(6.2 * len(metrics), 3.4 * len(panels)),
+                             squeeze=False)
+    methods_all = _method_order(frame["method"].unique())
+    styles = ["-", "--", ":", "-."]
+    for row, (task, group) in enumerate(panels):
+        sub = frame[(frame["task"] == task) & (frame["group"] == group)]
+        name = task if group == "main" else f"{task} ({group})"
+        for col, metric in enumerate(metrics):
+            ax = axes[row, col]
+            for (method, seed), run in sub.groupby(["method", "seed"], sort=False):
+                run = run[["iteration", metric]].dropna().sort_values("iteration")
+                if run.empty:
+                    continue
+                seeds = sorted(sub.loc[sub["method"] == method, "seed"].unique(), key=str)
+                ax.plot(run["iteration"], run[metric], color=method_colour(method, methods_all),
+                        linestyle=styles[seeds.index(seed) % len(styles)],
+                        marker="o" if len(run) < 15 else None, markersize=3,
+                        label=f"{_short_label(method)}, seed {seed}" if len(seeds) > 1 else _short_label(method))
+            if metric == "loss" and (sub[metric].dropna() > 0).all():
+                ax.set_yscale("log")
+            ax.set_xlabel("iteration")
+            ax.set_ylabel("training loss" if metric == "loss" else "validation PSNR (dB)")
+            ax.set_title(f"{name}: {'loss' if metric == 'loss' else 'validation PSNR'}")
+            if ax.get_legend_handles_labels()[0]:
+                ax.legend(fontsize=8, ncol=2 if sub["method"].nunique() > 2 else 1)
+    fig.tight_layout()
+    return fig
+
+
+# --------------------------------------------------------------------------------------------
+
+
+def stage_progression(stage_scores: pd.DataFrame, summary: pd.DataFrame | None = None, *, method: str = "full"):
+    """Mean PSNR of the stage-1, stage-2 and final outputs per dataset (input shown for scale).
+
+    ``stage_scores`` has task, dataset, method, [seed,] image, stage (1..K, K = final), psnr.
+    """
+    set_style()
+    frame = stage_scores[stage_scores["method"] == method] if "method" in stage_scores.columns else stage_scores
+    if frame.empty:
+        return _empty(f"No stage outputs of {method!r} to plot.")
+    tasks = list(dict.fromkeys(frame["task"]))
+    fig, axes = plt.subplots(1, len(tasks), figsize=(4.4 * len(tasks), 3.8), squeeze=False)
+    inputs = None
+    if summary is not None:
+        inputs = seed_means(summary[summary["method"] == "degraded"]).set_index(["task", "dataset"])["psnr"]
+    for ax, task in zip(axes.flat, tasks):
+        sub = frame[frame["task"] == task]
+        n_stages = int(sub["stage"].max())
+        labels = ([] if inputs is None else ["input"]) + [f"stage {k}" for k in range(1, n_stages)] + ["final"]
+        datasets = order_datasets(sub["dataset"].unique())
+        colours = sns.color_palette("colorblind", len(datasets))
+        for colour, dataset in zip(colours, datasets):
+            d = sub[sub["dataset"] == dataset]
+            per_seed = d.groupby(["seed", "stage"] if "seed" in d.columns else ["stage"])["psnr"].mean()
+            means = per_seed.groupby(level="stage").mean().reindex(range(1, n_stages + 1))
+            ys = list(means.to_numpy())
+            first = 0
+            if inputs is not None:
+                first = 1
+                inp = inputs.get((task, dataset), np.nan)
+                ax.plot([0, 1], [inp, ys[0]], linestyle=":", color=colour, linewidth=1.5, marker="X")
+            ax.plot(range(first, first + len(ys)), ys, marker="o", color=colour, label=dataset, linewidth=2)
+        ax.set_xticks(range(len(labels)))
+        ax.set_xticklabels(labels)
+        ax.set_ylabel("mean PSNR (dB)")
+        ax.set_title(task)
+        ax.legend(fontsize=9)
+    fig.suptitle(f"Stage-wise progression of {variant_label(method)}: mean PSNR after each stage")
+    fig.tight_layout()
+    return fig
+
+
+# --------------------------------------------------------------------------------------------
+
+
+def most_different_images(scores: pd.DataFrame, methods: Sequence[str], n: int = 3, metric: str = "psnr") -> list[str]:
+    """Images whose score varies most across ``methods`` (range of the seed-mean score)."""
+    frame = scores[scores["method"].isin(methods)]
+    per_image = frame.groupby(["image", "method"])[metric].mean().unstack("method")
+    spread = (per_image.max(axis=1) - per_image.min(axis=1)).sort_values(ascending=False, kind="stable")
+    return list(spread.index[:n])
+
+
+def difference_crop(images: Sequence[np.ndarray], size: int) -> tuple[int, int, int]:
+    """(top, left, side) of the square window where the given outputs disagree most."""
+    from scipy.ndimage import uniform_filter
+
+    h, w = images[0].shape[:2]
+    side = int(max(8, min(size, h, w)))
+    stack = np.stack([im.astype(np.float32) for im in images])
+    disagreement = stack.std(axis=0).mean(axis=-1)
+    local = uniform_filter(disagreement, size=side, mode="constant")
+    half = side // 2
+    valid = local[half:h - side + half + 1, half:w - side + half + 1]
+    if valid.size == 0:
+        return 0, 0, side
+    cy, cx = np.unravel_index(int(np.argmax(valid)), valid.shape)
+    return int(cy), int(cx), side
+
+
+def comparison_grid(rows: Sequence[Mapping], *, crop_fraction: float = 0.3):
+    """Visual comparison: per image, full views (crop outlined) above zoomed crops.
+
+    Each row is ``{"image": stem, "panels": [(label, HxWx3 uint8, psnr or None), ...]}``; the
+    crop is placed where the non-input, non-target panels disagree most.
+    """
+    set_style()
+    if not rows:
+        return _empty("No images to compare.")
+    ncols = max(len(r["panels"]) for r in rows)
+    fig, axes = plt.subplots(2 * len(rows), ncols, figsize=(2.5 * ncols, 5.2 * len(rows)), squeeze=False)
+    from matplotlib.patches import Rectangle
+
+    for i, row in enumerate(rows):
+        panels = row["panels"]
+        outputs = [img for label, img, _ in panels if label not in ("Input", "Target")] or [p[1] for p in panels]
+        h, w = panels[0][1].shape[:2]
+        top, left, side = difference_crop(outputs, int(crop_fraction * min(h, w)))
+        for j in range(ncols):
+            full_ax, crop_ax = axes[2 * i, j], axes[2 * i + 1, j]
+            full_ax.axis("off")
+            crop_ax.axis("off")
+            if j >= len(panels):
+                continue
+            label, img, psnr = panels[j]
+            full_ax.imshow(img, interpolation="nearest")
+            for colour, width in (("black", 3.2), ("#F0E442", 1.6)):  # yellow on black: visible on any content
+                full_ax.add_patch(Rectangle((left - 0.5, top - 0.5), side, side, fill=False, edgecolor=colour,
+                                            linewidth=width))
+            title = label if psnr is None or not np.isfinite(psnr) else f"{label}\n{psnr:.2f} dB"
+            full_ax.set_title(title, fontsize=11, fontweight="normal")
+            crop_ax.imshow(img[top:top + side, left:left + side], interpolation="nearest")
+        zoom = min(h, w) / side
+        axes[2 * i + 1, 0].text(-0.08, 0.5, f"zoom ×{zoom:.1f}", transform=axes[2 * i + 1, 0].transAxes,
+                                rotation=90, ha="right", va="center", fontsize=10, color="#444444")
+        axes[2 * i, 0].text(-0.08, 0.5, row["image"], transform=axes[2 * i, 0].transAxes, rotation=90,
+                            ha="right", va="center", fontsize=11)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,79 @@
+"""``results/<study>/README.md``: one page that indexes every table, figure and record of a study."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ..atomic import atomic_write_text
+
+# What each output is, by file stem (prefix match for per-task / per-dataset files).
+DESCRIPTIONS = {
+    "main_": "Main results laid out as in the paper: datasets as columns, rows paper / ours / Δ.",
+    "ablation_visual_": "Ablation variants side by side on the images where they differ most (zoomed crops, PSNR per panel).",
+    "ablation": "Ablation: mean ± std over seeds, paired bootstrap 95% CI of the difference to the full model, "
+                "parameters, GFLOPs at 256×256 and restore time per image.",
+    "cost": "Training cost: hours per trained model from the Snakemake benchmark files.",
+    "paper_vs_ours": "Paper vs. our reproduction per dataset (Δ written above each dataset).",
+    "ablation_bars": "Ablation variants against the full model, with bootstrap CIs.",
+    "per_image_psnr": "Per-image PSNR distribution per dataset and method.",
+    "training_curves": "Training loss and validation PSNR against iteration.",
+    "stage_progression": "Mean PSNR of the stage-1, stage-2 and final outputs per dataset.",
+    "visual_": "Visual comparison of the images where the methods differ most (zoomed crops, PSNR per panel).",
+}
+OTHER_FILES = {
+    "summary.csv": "Machine-readable truth: one row per (task, dataset, method); every table and figure is drawn from it "
+                   "and the per-image scores.",
+    "runs.csv": "One row per scored run (seed), with the path of its per-image score file.",
+    "metrics.json": "The summary as nested JSON for `dvc metrics show`.",
+    "provenance.json": "Git commit, package versions, devices and config hash.",
+    "report.html": "Self-contained Snakemake report with captions (`snakemake --report`).",
+}
+
+
+def describe(stem: str) -> str:
+    for prefix, text in DESCRIPTIONS.items():
+        if stem == prefix or (prefix.endswith("_") and stem.startswith(prefix)):
+            return text
+    return ""
+
+
+def build_index(study: str, root: str | os.PathLike, *, provenance_md: str | None = None) -> str:
+    """Markdown index of ``root`` (= ``results/<study>``); links are relative to ``root``."""
+    root = Path(root)
+    lines = [f"# Results of the `{study}` study", "",
+             "MPRNet (Zamir et al., \"Multi-Stage Progressive Image Restoration\", CVPR 2021) reproduced by "
+             "the mprnet-study workflow. Every number below is generated; nothing is typed in.", ""]
+    files = [name for name in OTHER_FILES if (root / name).exists()]
+    if files:
+        lines += ["## Files", ""]
+        lines += [f"- [`{name}`]({name}): {OTHER_FILES[name]}" for name in files]
+        lines.append("")
+
+    tables = sorted((root / "tables").glob("*.md")) if (root / "tables").is_dir() else []
+    if tables:
+        lines += ["## Tables", ""]
+        for md in tables:
+            stem = md.stem
+            formats = " · ".join(f"[{ext}](tables/{stem}.{ext})" for ext in ("md", "tex", "csv", "html")
+                                 if (root / "tables" / f"{stem}.{ext}").exists())
+            lines += [f"### {stem}", "", f"{describe(stem)} ({formats})".strip(), "", md.read_text().strip(), ""]
+
+    figures = sorted((root / "figures").glob("*.png")) if (root / "figures").is_dir() else []
+    if figures:
+        lines += ["## Figures", ""]
+        for png in figures:
+            stem = png.stem
+            pdf = f" ([PDF](figures/{stem}.pdf))" if (root / "figures" / f"{stem}.pdf").exists() else ""
+            lines += [f"### {stem}", "", f"{describe(stem)}{pdf}".strip(), "", f"![{stem}](figures/{stem}.png)", ""]
+
+    if provenance_md:
+        lines += ["## Provenance", "", provenance_md.strip(), ""]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def write_index(study: str, root: str | os.PathLike, out: str | os.PathLike | None = None,
+                *, provenance_md: str | None = None) -> Path:
+    out = Path(out) if out is not None else Path(root) / "README.md"
+    atomic_write_text(out, build_index(study, root, provenance_md=provenance_md))
+    return out

@@ -1,0 +1,193 @@
+"""Run configs for ``mprnet train``: the official recipe per task, overridable key by key.
+
+A run config is YAML (or a dict) with a required ``task`` and ``data.train``; every other key
+defaults to the official recipe of that task (``recipes.json``, from the authors' ``train.py``
+and ``training.yml``) and is checked against ``run_config.schema.json``. Sections:
+
+``task``
+    ``deblurring`` | ``deraining`` | ``denoising``: picks the model preset and the recipe.
+``seed`` (1234)
+    Seeds model initialisation and every random draw of the data pipeline.
+``model.overrides`` ({})
+    Keyword arguments for ``mprnet.model.build_model(task, **overrides)``, e.g. a tiny width.
+``model.init_weights`` (null)
+    Weights to start from (our checkpoint or an official ``.pth``); must fit the model exactly.
+``data``
+    ``train`` and optional ``val``: prepared folders ``<dir>/{input,target}/<stem>.png``.
+    ``patch_size`` (256; denoising 128), ``val_patch_size`` (centre crop; 256, deraining 128),
+    ``batch_size`` (16) is the GLOBAL batch, split evenly over DDP processes, so the same config
+    trains the same model on 1 or N GPUs. ``geometric_aug`` (the official 8 flips/rotations,
+    identity drawn 2/9 of the time), ``color_aug`` (deblurring only: saturation jitter in
+    (0.8, 1.2] with probability 1/3), ``pad_small`` (false: images smaller than the patch are an
+    error; true: reflect-pad them on the bottom/right as the official loader does), ``verify``
+    (true: check every pair's files, sizes and PNG checksums before training starts),
+    ``val_max_images`` (null = all).
+``optim``
+    Adam ``lr`` 2e-4, ``betas`` [0.9, 0.999], ``eps`` 1e-8, ``weight_decay`` (0; denoising 1e-8).
+``schedule``
+    ``unit`` ``epoch`` (official; lr constant within an epoch) or ``iteration``; ``length``
+    (3000 / 250 / 80 epochs); ``warmup`` (3 units); ``t_max`` (null = length - warmup +
+    ``t_max_offset``; the official denoising offset is 40). See ``schedule.py``.
+``loss``
+    ``edge_weight`` (0.05; denoising 0) and ``clamp_outputs`` (denoising true) of ``StageLoss``.
+``mixup``
+    Denoising: ``enabled`` from epoch ``start_epoch`` (6) with Beta(``alpha``=0.6, 0.6) per sample.
+``train``
+    ``amp`` ``none`` | ``bf16`` | ``fp16`` (autocast; fp16 adds a GradScaler), ``channels_last``,
+    validation every ``val_every_epochs`` (20 / 5 / 1) or, if set, ``val_every_iterations``.
+``runtime``
+    Settings that do not change the trained weights and may differ on ``--resume``: ``device``
+    (auto | cpu | cuda[:N]), ``num_workers``, ``checkpoint_every`` (iterations), ``log_every``,
+    ``progress`` (tqdm bar), ``deterministic`` (``torch.use_deterministic_algorithms``).
+
+Relative paths are taken from the working directory. The effective config (all defaults filled
+in) is written as ``config.yaml`` next to the checkpoints.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError
+
+TASKS = ("deblurring", "deraining", "denoising")
+# Sections a resumed run may change without changing the weights it produces.
+RESUME_FREE_SECTIONS = ("runtime",)
+
+
+def _package_json(name: str) -> dict:
+    return json.loads(resources.files(__package__).joinpath(name).read_text())
+
+
+def recipe(task: str) -> dict:
+    """The official defaults for ``task`` (without ``data.train``)."""
+    if task not in TASKS:
+        raise ConfigError(f"task: expected one of {', '.join(TASKS)}, got {task!r}")
+    recipes = _package_json("recipes.json")
+    merged = deep_merge(recipes["common"], recipes["tasks"][task])
+    merged["task"] = task
+    return merged
+
+
+def schema() -> dict:
+    return _package_json("run_config.schema.json")
+
+
+def deep_merge(base: dict, override: dict) -> dict:
+    """``base`` with ``override`` laid over it, recursing into dicts (lists are replaced)."""
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict) and key != "overrides":
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def yaml_loader():
+    """A safe YAML loader that also reads ``5e-4`` as a number.
+
+    PyYAML follows YAML 1.1, where a float needs a dot (``5.0e-4``); learning rates are written
+    ``2e-4`` by everyone, and a silent string would only fail later.
+    """
+    import re
+
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.add_implicit_resolver(
+        "tag:yaml.org,2002:float",
+        re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+        list("-+0123456789"),
+    )
+    return Loader
+
+
+def parse_yaml(text: str):
+    import yaml
+
+    return yaml.load(text, Loader=yaml_loader())
+
+
+def load_config(path: str | os.PathLike) -> dict:
+    """Read a YAML run config; the result still needs ``resolve_config``."""
+    import yaml
+
+    path = Path(path)
+    try:
+        data = parse_yaml(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such config file") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({exc})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
+    return data
+
+
+def resolve_config(user: dict) -> dict:
+    """Merge ``user`` over its task's recipe, validate it and fill in derived values."""
+    import jsonschema
+
+    if "task" not in user:
+        raise ConfigError("task: missing (one of deblurring, deraining, denoising)")
+    cfg = deep_merge(recipe(user["task"]), user)
+    validator = jsonschema.Draft202012Validator(schema())
+    errors = sorted(validator.iter_errors(cfg), key=lambda e: list(e.absolute_path))
+    if errors:
+        lines = []
+        for err in errors[:5]:
+            key = ".".join(str(p) for p in err.absolute_path) or "(top level)"
+            lines.append(f"{key}: {err.message}")
+        raise ConfigError("invalid run config; " + "; ".join(lines))
+    sched = cfg["schedule"]
+    if sched["t_max"] is None:
+        sched["t_max"] = max(1, sched["length"] - sched["warmup"] + sched["t_max_offset"])
+    if cfg["data"]["patch_size"] < 8:
+        raise ConfigError("data.patch_size: must be at least 8")
+    return cfg
+
+
+def config_differences(old: dict, new: dict, ignore: tuple[str, ...] = RESUME_FREE_SECTIONS) -> list[str]:
+    """Dotted keys whose values differ between two resolved configs (``ignore``d sections skipped)."""
+    diffs: list[str] = []
+
+    def walk(a: Any, b: Any, prefix: str) -> None:
+        if isinstance(a, dict) and isinstance(b, dict):
+            for key in sorted(set(a) | set(b)):
+                dotted = f"{prefix}.{key}" if prefix else key
+                if not prefix and key in ignore:
+                    continue
+                walk(a.get(key), b.get(key), dotted)
+        elif _normal(a) != _normal(b):
+            diffs.append(f"{prefix} ({a!r} -> {b!r})")
+
+    walk(old, new, "")
+    return diffs
+
+
+def _normal(value: Any) -> Any:
+    # YAML/JSON round trips turn tuples into lists and 1.0 into 1.
+    if isinstance(value, (list, tuple)):
+        return [_normal(v) for v in value]
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if isinstance(value, (int, float)):
+        return float(value)
+    return value
+
+
+def dump_config(cfg: dict, path: str | os.PathLike) -> None:
+    """Write the effective config as YAML, atomically."""
+    import yaml
+
+    from ..atomic import atomic_write_text
+
+    atomic_write_text(path, yaml.safe_dump(cfg, sort_keys=False))

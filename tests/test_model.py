@@ -1,0 +1,168 @@
+"""The MPRNet network against the official implementation's fixtures (keys, shapes, parameter
+counts, golden outputs, intermediate activations), plus padding and input validation."""
+
+import inspect
+import json
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from mprnet.model import PRESETS, MPRNet, build_model, mprnet_deblurring, mprnet_deraining, mprnet_denoising
+
+GOLDEN = ["golden_deblurring_tiny.npz", "golden_deblurring_tiny_bias.npz"]
+TINY = dict(n_feat=8, scale_unetfeats=4, scale_orsnetfeats=4, num_cab=2)
+
+
+def golden_model(npz) -> MPRNet:
+    config = {k[len("config/"):]: npz[k].item() for k in npz.files if k.startswith("config/")}
+    model = MPRNet(**config).eval()
+    state = {k[len("param/"):]: torch.from_numpy(npz[k]) for k in npz.files if k.startswith("param/")}
+    model.load_state_dict(state, strict=True)
+    return model
+
+
+@pytest.mark.parametrize("task", sorted(PRESETS))
+def test_state_dict_matches_official_manifest(task, fixtures_dir):
+    manifest = json.loads((fixtures_dir / f"state_dict_{task}.json").read_text())
+    model = build_model(task)
+    defaults = {k: v.default for k, v in inspect.signature(MPRNet).parameters.items()}
+    assert {k: PRESETS[task].get(k, defaults[k]) for k in manifest["config"]} == manifest["config"]
+    got = [(k, list(v.shape)) for k, v in model.state_dict().items()]
+    assert got == [(k, v) for k, v in manifest["tensors"].items()]  # same keys, shapes, order
+    assert sum(p.numel() for p in model.parameters()) == manifest["total_params"]
+    # the official single PReLU: every alias key is one tensor, reported under its first key
+    aliases = manifest["shared_tensor_groups"][0]
+    state = model.state_dict(keep_vars=True)
+    assert len({id(state[k]) for k in aliases}) == 1
+    assert sum(1 for name, _ in model.named_parameters() if name.endswith("body.1.weight")) == 1
+    assert dict(model.named_parameters())[aliases[0]] is state[aliases[0]]
+
+
+def test_factories_are_presets():
+    for task, factory in [("deblurring", mprnet_deblurring), ("deraining", mprnet_deraining),
+                          ("denoising", mprnet_denoising)]:
+        model = factory(**TINY)
+        ref = MPRNet(**{**PRESETS[task], **TINY})
+        assert [(k, v.shape) for k, v in model.state_dict().items()] == \
+               [(k, v.shape) for k, v in ref.state_dict().items()]
+    with pytest.raises(ValueError, match="unknown task"):
+        build_model("dehazing")
+
+
+@pytest.mark.parametrize("name", GOLDEN)
+def test_golden_outputs(name, fixtures_dir):
+    npz = np.load(fixtures_dir / name)
+    model = golden_model(npz)
+    with torch.no_grad():
+        outputs = model(torch.from_numpy(npz["input"]))
+    assert len(outputs) == 3
+    for i, out in enumerate(outputs):
+        expected = torch.from_numpy(npz[f"output_{i}"])
+        assert out.shape == expected.shape
+        torch.testing.assert_close(out, expected, atol=1e-5, rtol=0, msg=f"output_{i} of {name}")
+
+
+def test_golden_intermediate_activations(fixtures_dir):
+    """Patches travel as one batch (official call j of a module on patch j <-> batch item j*B),
+    so every activation in the debug fixture can be compared, in forward order."""
+    npz = np.load(fixtures_dir / "golden_deblurring_tiny.npz")
+    debug = np.load(fixtures_dir / "golden_deblurring_tiny_debug.npz")
+    model = golden_model(npz)
+    batch = npz["input"].shape[0]
+    captured = {}
+
+    def hook(name):
+        def store(_module, _inputs, output):
+            outs = output if isinstance(output, (list, tuple)) else [output]
+            captured[name] = [o.detach() for o in outs]
+        return store
+
+    names = sorted({k.split("/")[1] for k in debug.files if k.startswith("debug/")})
+    for name in names:
+        getattr(model, name).register_forward_hook(hook(name))
+    with torch.no_grad():
+        model(torch.from_numpy(npz["input"]))
+    keys = [k for k in debug.files if k.startswith("debug/")]
+    assert len(keys) == 29
+    for key in keys:  # stored in forward order: the first failure is where divergence starts
+        _, name, call, out = key.split("/")
+        got = captured[name][int(out[3:])][int(call[4:]) * batch: int(call[4:]) * batch + 1]
+        torch.testing.assert_close(got, torch.from_numpy(debug[key]), atol=1e-5, rtol=0, msg=key)
+
+
+def test_avg_pool_equals_bilinear_half_on_even_sizes():
+    x = torch.rand(2, 5, 12, 20)
+    bilinear = F.interpolate(x, scale_factor=0.5, mode="bilinear", align_corners=False)
+    torch.testing.assert_close(F.avg_pool2d(x, 2), bilinear, atol=1e-7, rtol=0)
+
+
+def test_upsample_conv_order_is_equivalent():
+    """UpSample runs its 1x1 conv before the bilinear x2 (cheaper); the official order is after."""
+    from mprnet.model import UpSample
+
+    up = UpSample(6, 3)
+    x = torch.rand(2, 9, 5, 7)
+    official = up.up[1](F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False))
+    torch.testing.assert_close(up(x), official, atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("size", [(32, 48), (33, 47), (17, 8), (5, 3), (1, 1), (1, 9)])
+def test_any_input_size(size):
+    torch.manual_seed(0)
+    model = MPRNet(**TINY).eval()
+    x = torch.rand(1, 3, *size)
+    with torch.no_grad():
+        outputs = model(x)
+        padded = model(MPRNet.pad_input(x))
+    for out, ref in zip(outputs, padded):
+        assert out.shape == x.shape
+        torch.testing.assert_close(out, ref[..., : size[0], : size[1]], atol=1e-6, rtol=0)
+
+
+def test_pad_input_reflects_bottom_right():
+    x = torch.arange(5 * 6, dtype=torch.float32).reshape(1, 1, 5, 6)
+    padded = MPRNet.pad_input(x)
+    assert padded.shape == (1, 1, 8, 8)
+    torch.testing.assert_close(padded, F.pad(x, (0, 2, 0, 3), mode="reflect"))
+    assert MPRNet.pad_input(padded) is padded  # multiples of 8 are untouched
+    tiny = MPRNet.pad_input(torch.rand(1, 3, 2, 1))
+    assert tiny.shape == (1, 3, 8, 8) and torch.isfinite(tiny).all()
+
+
+def test_batch_items_are_independent():
+    torch.manual_seed(0)
+    model = MPRNet(**TINY).eval()
+    x = torch.rand(3, 3, 16, 24)
+    with torch.no_grad():
+        together = model(x)
+        alone = model(x[1:2])
+    for a, b in zip(together, alone):
+        torch.testing.assert_close(a[1:2], b, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("bad, error, match", [
+    (torch.rand(1, 1, 16, 16), ValueError, "3 input channels, got 1"),
+    (torch.rand(1, 4, 16, 16), ValueError, "3 input channels, got 4"),
+    (torch.zeros(1, 3, 16, 16, dtype=torch.uint8), TypeError, "floating-point"),
+    (torch.rand(3, 16, 16), ValueError, "B x C x H x W"),
+    (np.zeros((1, 3, 16, 16), np.float32), TypeError, "torch.Tensor"),
+])
+def test_bad_input_is_rejected(bad, error, match):
+    model = MPRNet(**TINY)
+    with pytest.raises(error, match=match):
+        model(bad)
+
+
+def test_bad_constructor_arguments():
+    with pytest.raises(ValueError, match="num_stages"):
+        MPRNet(**TINY, num_stages=4)
+    with pytest.raises(ValueError, match="in_c"):
+        MPRNet(in_c=1, out_c=3, **TINY)
+
+
+def test_single_channel_model_runs():
+    model = MPRNet(in_c=1, out_c=1, **TINY)
+    outputs = model(torch.rand(2, 1, 16, 16))
+    assert [tuple(o.shape) for o in outputs] == [(2, 1, 16, 16)] * 3

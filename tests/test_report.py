@@ -1,0 +1,394 @@
+"""Report layer: tables equal aggregates of the per-image scores, LaTeX is well-formed,
+the bootstrap is correct and seeded, figures are written. All data synthetic, in tmp dirs."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mprnet.cli import main as mprnet_main
+from mprnet.errors import DataError
+from mprnet.report import tables
+from mprnet.report.loaders import parse_path, read_benchmarks, read_run_scores, read_runs
+from mprnet.report.stats import mean_std, paired_bootstrap_ci
+
+DERAIN = ["Test100", "Rain100H", "Rain100L", "Test2800", "Test1200"]
+PAPER = {"Test100": (30.27, 0.897), "Rain100H": (30.41, 0.890), "Rain100L": (36.40, 0.965),
+         "Test2800": (33.64, 0.938), "Test1200": (32.91, 0.916), "Average": (32.73, 0.921),
+         "GoPro": (32.66, 0.959), "HIDE": (30.96, 0.939)}
+VARIANTS = {"full": 0.0, "no_sam": -0.3, "no_csff": -0.2, "single_stage": -1.0}
+
+
+def _write_run(root: Path, rng, group, task, dataset, method, seed, base, n_images=12):
+    images = [f"img{i:03d}" for i in range(n_images)]
+    difficulty = np.linspace(-2, 2, n_images)  # shared across methods, so pairs are correlated
+    psnr = base + difficulty + rng.normal(0, 0.05, n_images)
+    ssim = np.clip(0.85 + 0.01 * difficulty + 0.005 * (base - 30) + rng.normal(0, 0.002, n_images), 0, 1)
+    rel = Path("scores") / group / task / method / f"seed{seed}" / f"{dataset}.csv"
+    (root / rel).parent.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame({"image": images, "psnr": psnr, "ssim": ssim}).to_csv(root / rel, index=False)
+    return {"task": task, "dataset": dataset, "method": method, "group": group, "seed": seed,
+            "psnr": psnr.mean(), "ssim": ssim.mean(), "n_images": n_images, "scores": rel.as_posix()}
+
+
+@pytest.fixture
+def study(tmp_path):
+    """A synthetic study: runs.csv, per-image score files and a summary aggregated here."""
+    rng = np.random.default_rng(0)
+    runs = []
+    for dataset in DERAIN:
+        base = PAPER[dataset][0]
+        runs.append(_write_run(tmp_path, rng, "input", "deraining", dataset, "degraded", 0, base - 6))
+        for seed in (0, 1):
+            runs.append(_write_run(tmp_path, rng, "main", "deraining", dataset, "full", seed, base - 0.2 + 0.1 * seed))
+    for dataset in ("GoPro", "HIDE"):
+        runs.append(_write_run(tmp_path, rng, "input", "deblurring", dataset, "degraded", 0, 25.0))
+        runs.append(_write_run(tmp_path, rng, "main", "deblurring", dataset, "full", 0, PAPER[dataset][0] + 0.1))
+    for method, shift in VARIANTS.items():
+        for seed in (0, 1, 2):
+            runs.append(_write_run(tmp_path, rng, "ablation", "deblurring", "GoPro", method, seed, 29.0 + shift + 0.05 * seed))
+    runs_frame = pd.DataFrame(runs)
+    runs_frame.drop(columns=["psnr", "ssim"]).to_csv(tmp_path / "runs.csv", index=False)
+    seeds = runs_frame.groupby(["group", "task", "dataset", "method"], as_index=False).agg(
+        psnr=("psnr", "mean"), ssim=("ssim", "mean"), n_images=("n_images", "first"), n_seeds=("seed", "nunique"))
+    paper = pd.DataFrame([
+        {"group": "paper", "task": "deraining" if d in DERAIN + ["Average"] else "deblurring", "dataset": d,
+         "method": "paper", "psnr": p, "ssim": s, "n_images": np.nan, "n_seeds": np.nan}
+        for d, (p, s) in PAPER.items()])
+    summary = pd.concat([seeds, paper], ignore_index=True)
+    summary.to_csv(tmp_path / "summary.csv", index=False)
+    return tmp_path
+
+
+def _per_image(root: Path) -> pd.DataFrame:
+    return read_run_scores(read_runs(root / "runs.csv", root))
+
+
+# ---------------------------------------------------------------------------- statistics
+
+
+def test_bootstrap_ci_contains_known_shift_and_is_seeded():
+    rng = np.random.default_rng(1)
+    reference = rng.normal(30, 2, 400)
+    variant = reference + 0.5 + rng.normal(0, 0.3, 400)  # true mean difference 0.5
+    ci = paired_bootstrap_ci(variant, reference, seed=7)
+    assert ci.contains(0.5) and not ci.contains(0.0)
+    assert ci.low < ci.mean < ci.high
+    assert ci.high - ci.low < 0.15  # paired: the 2 dB image spread cancels
+    again = paired_bootstrap_ci(variant, reference, seed=7)
+    assert (again.low, again.high) == (ci.low, ci.high)
+    other = paired_bootstrap_ci(variant, reference, seed=8)
+    assert (other.low, other.high) != (ci.low, ci.high)
+
+
+def test_bootstrap_covers_truth_at_nominal_rate():
+    rng = np.random.default_rng(2)
+    hits = 0
+    for trial in range(100):
+        ref = rng.normal(30, 1, 60)
+        var = ref + 0.2 + rng.normal(0, 0.5, 60)
+        hits += paired_bootstrap_ci(var, ref, n_resamples=2000, seed=trial).contains(0.2)
+    assert 85 <= hits <= 100  # 95% nominal; percentile bootstrap slightly under-covers at n=60
+
+
+def test_bootstrap_rejects_unpaired_and_handles_tiny_samples():
+    with pytest.raises(ValueError):
+        paired_bootstrap_ci(np.ones(3), np.ones(4))
+    one = paired_bootstrap_ci(np.array([2.0]), np.array([1.0]))
+    assert one.mean == 1.0 and np.isnan(one.low)
+
+
+def test_mean_std_uses_sample_std_and_single_value_has_none():
+    assert mean_std([1.0, 2.0, 3.0])[:2] == (2.0, 1.0)
+    mean, std, n = mean_std([4.0])
+    assert (mean, n) == (4.0, 1) and np.isnan(std)
+
+
+# ---------------------------------------------------------------------------- tables vs. data
+
+
+def test_main_table_equals_recomputed_aggregates(study):
+    summary = pd.read_csv(study / "summary.csv")
+    scores = _per_image(study)
+    numbers = tables.main_results(summary, "deraining")
+    main = scores[scores["group"] != "ablation"]
+    for dataset in DERAIN:
+        for metric in ("psnr", "ssim"):
+            runs = main[(main["task"] == "deraining") & (main["dataset"] == dataset)]
+            ours = runs[runs["method"] == "full"].groupby("seed")[metric].mean().mean()
+            inp = runs[runs["method"] == "degraded"][metric].mean()
+            assert numbers.loc["full", (dataset, metric)] == pytest.approx(ours, abs=1e-9)
+            assert numbers.loc["degraded", (dataset, metric)] == pytest.approx(inp, abs=1e-9)
+            paper = PAPER[dataset][0 if metric == "psnr" else 1]
+            assert numbers.loc["paper", (dataset, metric)] == pytest.approx(paper)
+            assert numbers.loc["delta_full_paper", (dataset, metric)] == pytest.approx(ours - paper, abs=1e-9)
+
+
+def test_deraining_average_is_mean_of_dataset_means(study):
+    summary = pd.read_csv(study / "summary.csv")
+    numbers = tables.main_results(summary, "deraining")
+    for row in ("full", "paper", "degraded"):
+        means = [numbers.loc[row, (d, "psnr")] for d in DERAIN]
+        assert numbers.loc[row, ("Average", "psnr")] == pytest.approx(np.mean(means), abs=1e-12)
+    assert round(numbers.loc["paper", ("Average", "psnr")], 2) == 32.73  # the paper's own Average
+    # deblurring has no Average column, as in the paper
+    assert "Average" not in tables.main_results(summary, "deblurring").columns.get_level_values(0)
+
+
+def test_average_is_undefined_when_a_dataset_is_missing(study):
+    summary = pd.read_csv(study / "summary.csv")
+    partial = summary[~((summary["method"] == "full") & (summary["dataset"] == "Test2800"))]
+    numbers = tables.main_results(partial, "deraining")
+    assert np.isnan(numbers.loc["full", ("Average", "psnr")])
+
+
+def test_ablation_table_equals_recomputed_aggregates(study):
+    scores = _per_image(study)
+    ablation = scores[scores["group"] == "ablation"]
+    stats = tables.ablation_stats(ablation, n_resamples=2000).set_index("method")
+    for method, shift in VARIANTS.items():
+        runs = ablation[ablation["method"] == method]
+        per_seed = runs.groupby("seed")["psnr"].mean()
+        assert stats.loc[method, "psnr_mean"] == pytest.approx(per_seed.mean(), abs=1e-9)
+        assert stats.loc[method, "psnr_std"] == pytest.approx(per_seed.std(ddof=1), abs=1e-9)
+        assert stats.loc[method, "n_seeds"] == 3
+        if method != "full":
+            ref = ablation[ablation["method"] == "full"].groupby("image")["psnr"].mean()
+            var = runs.groupby("image")["psnr"].mean()
+            assert stats.loc[method, "dpsnr"] == pytest.approx((var - ref).mean(), abs=1e-9)
+            assert stats.loc[method, "dpsnr_low"] < shift < stats.loc[method, "dpsnr_high"]
+    table = tables.ablation_table(stats.reset_index())
+    cells = dict(table.rows)
+    full_psnr = ablation[ablation["method"] == "full"].groupby("seed")["psnr"].mean()
+    assert cells["MPRNet (full)"][0] == f"{full_psnr.mean():.2f} ± {full_psnr.std(ddof=1):.2f}"
+    assert cells["w/o SAM"][2].startswith(tables.format_number(stats.loc["no_sam", "dpsnr"], 2, signed=True))
+
+
+def test_ablation_refuses_variants_scored_on_other_images(study):
+    ablation = _per_image(study).query("group == 'ablation'")
+    broken = ablation[~((ablation["method"] == "no_sam") & (ablation["image"] == "img000"))]
+    with pytest.raises(DataError, match="no_sam"):
+        tables.ablation_stats(broken, n_resamples=100)
+
+
+def test_cost_table_hours_from_benchmark_files(tmp_path):
+    header = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
+    paths = []
+    for method, seconds in (("full", 7200.0), ("no_sam", 3600.0)):
+        path = tmp_path / "benchmarks" / "train" / "deblurring" / method / "seed0.tsv"
+        path.parent.mkdir(parents=True)
+        path.write_text(header + f"{seconds}\t2:00:00\t2048.5\t1\t1\t1\t0\t0\t95.0\t{2 * seconds}\n")
+        paths.append(path)
+    bench = read_benchmarks(paths, "benchmarks/train/{task}/{method}/seed{seed}.tsv")
+    table = tables.cost_table(bench, device="GPU")
+    assert bench.set_index("method").loc["full", "seconds"] == 7200.0
+    assert dict(table.rows)["deblurring / full / seed 0"][0] == "2.000"
+    assert dict(table.rows)["Total"][0] == "3.000"
+    assert table.header[0][1] == "GPU-hours"
+
+
+def test_parse_path_template():
+    fields = parse_path("results/{study}/scores/{group}/{task}/{method}/seed{seed}/{dataset}.csv",
+                        "/abs/prefix/results/demo/scores/main/deraining/full/seed3/Rain100H.csv")
+    assert fields == {"study": "demo", "group": "main", "task": "deraining", "method": "full", "seed": "3",
+                      "dataset": "Rain100H"}
+    with pytest.raises(DataError, match="template"):
+        parse_path("a/{x}.csv", "b/c.tsv")
+
+
+# ---------------------------------------------------------------------------- LaTeX
+
+
+def _check_latex(text: str) -> None:
+    envs = re.findall(r"\\(begin|end)\{(\w+)\}", text)
+    stack = []
+    for kind, name in envs:
+        if kind == "begin":
+            stack.append(name)
+        else:
+            assert stack and stack.pop() == name, f"unbalanced \\end{{{name}}}"
+    assert not stack, f"unclosed environments {stack}"
+    spec = re.search(r"\\begin\{tabular\}\{([^}]*)\}", text).group(1)
+    n_cols = len(re.findall(r"[lrc]", spec))
+    body = text.split(r"\toprule", 1)[1].split(r"\bottomrule", 1)[0]
+    for line in body.splitlines():
+        line = line.strip()
+        if not line.endswith(r"\\"):
+            assert line == "" or line.startswith((r"\midrule", r"\cmidrule")), line
+            continue
+        cells = re.split(r"(?<!\\)&", line[:-2])
+        width = sum(int(m.group(1)) if (m := re.match(r"\s*\\multicolumn\{(\d+)\}", c)) else 1 for c in cells)
+        assert width == n_cols, f"{width} cells, spec has {n_cols}: {line}"
+    for bad in ("_", "%", "#"):  # unescaped specials
+        assert not re.search(rf"(?<!\\){re.escape(bad)}", body.replace(r"\_", "").replace(r"\%", "")), bad
+    assert "±" not in text and "−" not in text and "Δ" not in text  # unicode mapped to math
+
+
+def test_all_tables_via_cli_are_wellformed_and_consistent(study, tmp_path):
+    out = study / "tables"
+    costs = study / "costs.csv"
+    pd.DataFrame({"task": ["deblurring"] * 4, "method": list(VARIANTS), "group": ["ablation"] * 4,
+                  "params": [20.1e6, 19e6, 18e6, 7e6], "gflops": [1500.0, 1400.0, 1300.0, 500.0]}).to_csv(costs, index=False)
+    rc = mprnet_main(["report-tables", "--summary", str(study / "summary.csv"), "--runs", str(study / "runs.csv"),
+                      "--root", str(study), "--model-costs", str(costs), "--n-resamples", "500", "--out", str(out)])
+    assert rc == 0
+    for name in ("main_deraining", "main_deblurring", "ablation"):
+        for ext in ("md", "tex", "csv", "html"):
+            assert (out / f"{name}.{ext}").stat().st_size > 0
+        html = (out / f"{name}.html").read_text()
+        assert html.count("<tr") == len(tables.main_results(pd.read_csv(study / "summary.csv"), name[5:])) + 2 \
+            if name.startswith("main_") else "<table>" in html
+        _check_latex((out / f"{name}.tex").read_text())
+        md = (out / f"{name}.md").read_text().splitlines()
+        table_lines = [l for l in md if l.startswith("|")]
+        assert len({l.count("|") - l.count("\\|") for l in table_lines}) == 1  # same column count everywhere
+    csv = pd.read_csv(out / "main_deraining.csv").set_index("row")
+    scores = _per_image(study)
+    full = scores[(scores["group"] == "main") & (scores["method"] == "full") & (scores["task"] == "deraining")]
+    per_dataset = full.groupby(["dataset", "seed"])["psnr"].mean().groupby("dataset").mean()
+    assert csv.loc["full", "Average_psnr"] == pytest.approx(per_dataset.mean(), abs=1e-5)
+    ablation_csv = pd.read_csv(out / "ablation.csv").set_index("method")
+    assert ablation_csv.loc["single_stage", "params"] == 7e6
+    assert "7.00" in (out / "ablation.md").read_text()
+
+
+# ---------------------------------------------------------------------------- costs, provenance
+
+
+def test_flop_count_of_a_convolution_and_model_costs():
+    import torch
+
+    from mprnet.report.costs import count_flops, count_parameters, model_costs
+
+    conv = torch.nn.Conv2d(3, 8, 3, padding=1, bias=False)
+    assert count_flops(conv, (16, 16)) == 2 * 3 * 8 * 9 * 16 * 16
+    assert count_parameters(conv) == 3 * 8 * 9
+    tiny = dict(n_feat=8, scale_unetfeats=4, scale_orsnetfeats=4, num_cab=2)
+    full = model_costs("deblurring", tiny)
+    one = model_costs("deblurring", {**tiny, "num_stages": 1})
+    assert full["params"] > one["params"] > 0 and full["gflops"] > one["gflops"] > 0
+
+
+def test_provenance_records_and_hash_is_order_independent(tmp_path):
+    from mprnet.report.provenance import collect, config_hash
+
+    assert config_hash({"a": 1, "b": [1, 2]}) == config_hash({"b": [1, 2], "a": 1})
+    assert config_hash({"a": 1}) != config_hash({"a": 2})
+    out = tmp_path / "prov.json"
+    assert mprnet_main(["provenance", "--config-json", '{"x": 1}', "--out", str(out),
+                        "--markdown", str(tmp_path / "prov.md")]) == 0
+    record = json.loads(out.read_text())
+    assert record["config_sha256"] == config_hash({"x": 1})
+    assert record["packages"]["torch"] and record["devices"]["cpu"]
+    assert "git commit" in (tmp_path / "prov.md").read_text()
+    assert collect()["python"]
+
+
+# ---------------------------------------------------------------------------- figures and index
+
+
+def _assert_figure(stem: Path) -> None:
+    png, pdf = stem.with_suffix(".png"), stem.with_suffix(".pdf")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
+    assert pdf.read_bytes()[:5] == b"%PDF-" and pdf.stat().st_size > 1000
+
+
+@pytest.mark.slow
+def test_figures_and_index(study):
+    logs = []
+    for method in ("full", "no_sam"):
+        path = study / "runs" / "ablation" / "deblurring" / method / "seed0" / "metrics.csv"
+        path.parent.mkdir(parents=True)
+        it = np.arange(1, 101) * 10
+        pd.DataFrame({"iteration": it, "epoch": it // 50, "lr": 2e-4 * np.cos(it / 2000), "loss": 1.0 / np.sqrt(it),
+                      "images_per_s": 5.0, "val_psnr": np.where(it % 200 == 0, 20 + np.log(it), np.nan)}).to_csv(path, index=False)
+        logs.append(str(path))
+    stage_csv = study / "stages" / "deraining" / "Rain100H.csv"
+    stage_csv.parent.mkdir(parents=True)
+    pd.DataFrame({"image": ["a", "b"] * 3, "stage": [1, 1, 2, 2, 3, 3], "n_stages": 3,
+                  "psnr": [27, 28, 28.5, 29, 29.5, 30.1], "ssim": 0.9}).to_csv(stage_csv, index=False)
+    figs = study / "figures"
+    rc = mprnet_main([
+        "report-figures", "--summary", str(study / "summary.csv"), "--runs", str(study / "runs.csv"),
+        "--root", str(study), "--n-resamples", "300", "--out", str(figs),
+        "--training-logs", *logs, "--training-logs-template", "runs/{group}/{task}/{method}/seed{seed}/metrics.csv",
+        "--stage-scores", str(stage_csv), "--stage-scores-template", "stages/{task}/{dataset}.csv",
+    ])
+    assert rc == 0
+    for name in ("paper_vs_ours", "ablation_bars", "per_image_psnr", "training_curves", "stage_progression"):
+        _assert_figure(figs / name)
+    (study / "tables").mkdir()
+    tables.write_table(tables.main_results_table(pd.read_csv(study / "summary.csv"), "deblurring"), study / "tables")
+    assert mprnet_main(["report-index", "--study", "synthetic", "--root", str(study)]) == 0
+    index = (study / "README.md").read_text()
+    assert "figures/paper_vs_ours.png" in index and "tables/main_deblurring.tex" in index
+    assert "summary.csv" in index
+
+
+def test_visual_comparison_grid(tmp_path):
+    from mprnet.images import write_png
+
+    rng = np.random.default_rng(3)
+    target = rng.integers(0, 256, (40, 48, 3), dtype=np.uint8)
+    dirs = {}
+    rows = {}
+    for name, noise in (("input", (60, 60, 60, 60)), ("full", (5, 5, 5, 5)), ("no_sam", (8, 12, 20, 30))):
+        dirs[name] = tmp_path / name
+        rows[name] = []
+        for i in range(4):
+            img = np.clip(target.astype(int) + rng.normal(0, noise[i], target.shape), 0, 255).astype(np.uint8)
+            write_png(dirs[name] / f"im{i}.png", img)
+            mse = np.mean((img.astype(float) - target) ** 2)
+            rows[name].append({"image": f"im{i}", "psnr": 10 * np.log10(255 ** 2 / mse), "ssim": 0.5})
+        pd.DataFrame(rows[name]).to_csv(tmp_path / f"{name}.csv", index=False)
+    for i in range(4):
+        write_png(tmp_path / "target" / f"im{i}.png", target)
+    from mprnet.report.figures import most_different_images
+
+    scores = pd.concat([pd.DataFrame(rows[m]).assign(method=m) for m in ("full", "no_sam")])
+    chosen = most_different_images(scores, ["full", "no_sam"], n=2)
+    assert chosen == ["im3", "im2"]  # no_sam's noise grows with i, full's does not
+    rc = mprnet_main(["report-visual", "--input", str(dirs["input"]), "--target", str(tmp_path / "target"),
+                      "--method", f"full={dirs['full']}={tmp_path / 'full.csv'}",
+                      "--method", f"no_sam={dirs['no_sam']}={tmp_path / 'no_sam.csv'}",
+                      "--input-scores", str(tmp_path / "input.csv"), "--n-images", "2",
+                      "--out", str(tmp_path / "fig" / "visual_demo")])
+    assert rc == 0
+    _assert_figure(tmp_path / "fig" / "visual_demo")
+
+
+def test_difference_crop_finds_the_disagreeing_region():
+    from mprnet.report.figures import difference_crop
+
+    a = np.zeros((64, 64, 3), np.uint8)
+    b = a.copy()
+    b[40:52, 8:20] = 200
+    top, left, side = difference_crop([a, b], 16)
+    assert side == 16
+    assert top <= 40 and top + side >= 52 and left <= 8 and left + side >= 20
+
+
+def test_score_stages_scores_every_stage_with_the_protocol(tmp_path):
+    from mprnet.images import write_png
+    from mprnet.report.stages import score_stages
+
+    rng = np.random.default_rng(4)
+    out, target = tmp_path / "restored", tmp_path / "target"
+    for i in range(2):
+        clean = rng.integers(0, 256, (24, 32, 3), dtype=np.uint8)
+        write_png(target / f"im{i}.png", clean)
+        for k, noise in ((1, 30), (2, 15), (3, 5)):  # stage 3 is the final output, at <out>/<stem>.png
+            noisy = np.clip(clean + rng.normal(0, noise, clean.shape), 0, 255).astype(np.uint8)
+            write_png(out / f"im{i}.png" if k == 3 else out / "stages" / f"im{i}_stage{k}.png", noisy)
+    scores = score_stages(out, target, "rgb")
+    assert sorted(scores["stage"].unique()) == [1, 2, 3] and (scores["n_stages"] == 3).all()
+    means = scores.groupby("stage")["psnr"].mean()
+    assert means[1] < means[2] < means[3]
+    (out / "stages" / "im1_stage2.png").unlink()
+    with pytest.raises(DataError, match="stage 2"):
+        score_stages(out, target, "rgb")

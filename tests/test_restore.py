@@ -1,0 +1,154 @@
+"""Restoring with trained weights: a tiny MPRNet learns, tiled = whole, outputs, official .pth files."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from mprnet.cli import main
+from mprnet.errors import CheckpointError, ConfigError
+from mprnet.images import read_rgb, to_uint8, write_png
+from train_worker import TINY_MODEL, smooth_image, tiny_config
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # Tiny models gain nothing from threads; on a loaded 2-core machine two spin-waiting OpenMP
+    # threads are many times slower than one.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _psnr(a: np.ndarray, b: np.ndarray) -> float:
+    return float(10 * np.log10(255.0**2 / np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)))
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A tiny denoiser trained for 60 iterations on the 6 demo_noise training pairs (~15 s)."""
+    from mprnet.data.demo import make_demo
+    from mprnet.training import train
+
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("learn")
+    demo = make_demo(root / "demo", seed=0)["noise"]
+    config = tiny_config(demo / "train", length=60, batch_size=4, optim={"lr": 2e-3},
+                         schedule={"unit": "iteration", "length": 60, "warmup": 5},
+                         runtime={"num_workers": 0, "checkpoint_every": 60, "log_every": 5, "progress": False})
+    final = train(config, root / "run")
+    return root, demo, final
+
+
+@pytest.mark.slow
+def test_a_tiny_mprnet_learns_and_restores_above_the_input(trained, tmp_path):
+    import pandas as pd
+
+    root, demo, final = trained
+    loss = pd.read_csv(root / "run" / "metrics.csv")["loss"].dropna().to_numpy()
+    assert loss[-3:].mean() < 0.6 * loss[:3].mean(), loss
+    # The demo test split includes sizes that are not multiples of 8 (padding inside the model).
+    assert main(["restore", "--checkpoint", str(final), "--input", str(demo / "test" / "input"),
+                 "--output", str(tmp_path / "out"), "--no-progress"]) == 0
+    targets = sorted((demo / "test" / "target").glob("*.png"))
+    assert len(targets) == 4
+    for target_path in targets:
+        target = read_rgb(target_path)
+        before = _psnr(read_rgb(demo / "test" / "input" / target_path.name), target)
+        restored = read_rgb(tmp_path / "out" / target_path.name)
+        assert restored.shape == target.shape
+        after = _psnr(restored, target)
+        assert after > before + 1.0, (target_path.stem, before, after)  # measured: +1.5 to +2.6 dB
+
+
+def _test_image_512x768(seed: int = 7) -> tuple[np.ndarray, np.ndarray]:
+    import skimage.data
+    from PIL import Image
+
+    clean = np.asarray(Image.fromarray(skimage.data.astronaut()).resize((768, 512), Image.BICUBIC)) / 255.0
+    noisy = np.clip(clean + np.random.default_rng(seed).normal(0, 0.08, clean.shape), 0, 1)
+    return clean, noisy
+
+
+@pytest.mark.slow
+def test_tiled_restore_equals_whole_image_restore_within_001_db(trained):
+    from mprnet.restore import load_restorer, restore_tensor
+
+    model, _ = load_restorer(trained[2])
+    clean, noisy = _test_image_512x768()
+    x = torch.from_numpy(noisy.transpose(2, 0, 1).copy()).float()[None]
+    whole = to_uint8(restore_tensor(model, x)[0][0].permute(1, 2, 0).numpy())
+    tiled = to_uint8(restore_tensor(model, x, tile=256, overlap=32)[0][0].permute(1, 2, 0).numpy())
+    reference = to_uint8(clean)
+    difference = _psnr(whole, reference) - _psnr(tiled, reference)
+    print(f"whole {_psnr(whole, reference):.4f} dB, tiled {_psnr(tiled, reference):.4f} dB, "
+          f"tiled vs whole {_psnr(tiled, whole):.2f} dB, input {_psnr(to_uint8(noisy), reference):.2f} dB")
+    assert abs(difference) < 0.01
+    assert _psnr(tiled, whole) > 40.0  # and the two images agree pixel by pixel
+
+
+def _our_checkpoint(path, task="denoising"):
+    """A model file in the format the trainer writes (model + effective config)."""
+    from mprnet.model import build_model
+    from mprnet.training.config import resolve_config
+
+    torch.manual_seed(0)
+    model = build_model(task, **TINY_MODEL)
+    cfg = resolve_config({"task": task, "data": {"train": "unused"}, "model": {"overrides": dict(TINY_MODEL)}})
+    torch.save({"format": "mprnet-model/1", "model": model.state_dict(), "config": cfg, "iteration": 0}, path)
+    return model
+
+
+def test_restore_writes_png_float_and_stage_images_of_any_size(tmp_path):
+    model = _our_checkpoint(tmp_path / "model.pt").eval()
+    rng = np.random.default_rng(0)
+    image = np.rint(smooth_image(rng, 45, 61) * 255).astype(np.uint8)  # not a multiple of 8
+    write_png(tmp_path / "in" / "odd.png", image)
+    out = tmp_path / "out"
+    assert main(["restore", "--checkpoint", str(tmp_path / "model.pt"), "--input", str(tmp_path / "in"),
+                 "--output", str(out), "--save-float", "--save-stages", "--no-progress"]) == 0
+    png = read_rgb(out / "odd.png")
+    array = np.load(out / "float" / "odd.npy")
+    assert png.shape == image.shape and array.shape == image.shape and array.dtype == np.float32
+    assert array.min() >= 0 and array.max() <= 1
+    assert np.array_equal(to_uint8(array), png)
+    with torch.no_grad():
+        expected = model(torch.from_numpy(image.transpose(2, 0, 1).copy()).float().div(255)[None])
+    np.testing.assert_allclose(array, expected[0][0].clamp(0, 1).permute(1, 2, 0).numpy(), atol=1e-6)
+    stage1 = read_rgb(out / "stages" / "odd_stage1.png")
+    assert np.array_equal(stage1, to_uint8(expected[2][0].permute(1, 2, 0).numpy()))
+    assert (out / "stages" / "odd_stage2.png").exists() and not (out / "stages" / "odd_stage3.png").exists()
+
+
+def test_released_pth_files_load_with_their_preset_recognised(tmp_path):
+    from mprnet.model import build_model
+    from mprnet.restore import load_restorer
+
+    torch.manual_seed(0)
+    official = build_model("deraining")
+    # The release format: {"state_dict": ...} saved from nn.DataParallel ("module." prefixes).
+    torch.save({"epoch": 250, "state_dict": {f"module.{k}": v for k, v in official.state_dict().items()}},
+               tmp_path / "model_deraining.pth")
+    model, what = load_restorer(tmp_path / "model_deraining.pth")
+    assert "deraining" in what
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), official.state_dict().values()))
+    with pytest.raises(CheckpointError, match="deblurring"):
+        load_restorer(tmp_path / "model_deraining.pth", task="deblurring")
+
+
+def test_bad_restore_requests_are_refused(tmp_path):
+    from mprnet.restore import load_restorer, restore_tensor
+
+    _our_checkpoint(tmp_path / "model.pt")
+    with pytest.raises(ConfigError, match="trained for denoising"):
+        load_restorer(tmp_path / "model.pt", task="deblurring")
+    (tmp_path / "junk.pth").write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="junk.pth"):
+        load_restorer(tmp_path / "junk.pth")
+    model, _ = load_restorer(tmp_path / "model.pt")
+    with pytest.raises(ConfigError, match="multiple of 8"):
+        restore_tensor(model, torch.rand(1, 3, 64, 64), tile=20)
+    with pytest.raises(ConfigError, match="overlap"):
+        restore_tensor(model, torch.rand(1, 3, 64, 64), tile=32, overlap=32)

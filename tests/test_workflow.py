@@ -1,0 +1,247 @@
+"""The Snakemake workflow: the paper study's plan, config validation, and what reruns after a change.
+
+Snakemake runs in a temporary working directory holding a copy of ``config/`` (so no data or
+results of this checkout are seen or touched), with ``-s`` pointing at the repository's Snakefile.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import re
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mprnet.errors import ConfigError
+from mprnet.study.config import load_study
+
+ROOT = Path(__file__).resolve().parents[1]
+SCHEMA = ROOT / "workflow" / "schemas" / "config.schema.yaml"
+PAPER_TEST_SETS = {"rain100h", "rain100l", "test100", "test1200", "test2800",
+                   "gopro", "hide", "realblur_j", "realblur_r", "sidd", "dnd"}
+ABLATION_VARIANTS = {"no_sam", "no_csff", "single_stage", "two_stage"}
+
+
+def _config(name: str) -> dict:
+    return yaml.safe_load((ROOT / "config" / name).read_text())
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    shutil.copytree(ROOT / "config", tmp_path / "config")
+    return tmp_path
+
+
+def snakemake(workdir: Path, *args: str, timeout: int = 120) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), *args]
+    return subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=timeout)
+
+
+def planned_jobs(output: str) -> list[tuple[str, list[str]]]:
+    """(rule, outputs) of every job in a dry-run's log."""
+    jobs: list[tuple[str, list[str]]] = []
+    rule = None
+    for line in output.splitlines():
+        m = re.match(r"^(?:local)?rule (\w+):$", line)
+        if m:
+            rule = m.group(1)
+            continue
+        m = re.match(r"^\s+output: (.*)$", line)
+        if m and rule:
+            jobs.append((rule, [p.strip() for p in m.group(1).split(",")]))
+            rule = None
+    return jobs
+
+
+def outputs_of(jobs, rule: str) -> set[str]:
+    return {out for r, outs in jobs if r == rule for out in outs}
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def write_config(workdir: Path, name: str, config: dict) -> str:
+    path = workdir / "config" / name
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return str(path.relative_to(workdir))
+
+
+# --------------------------------------------------------------------------- the paper's plan
+
+def test_paper_plan_lists_every_job_without_data(workdir):
+    start, cpu_before = time.perf_counter(), _children_cpu()
+    proc = snakemake(workdir, "-n", "all")
+    elapsed, cpu = time.perf_counter() - start, _children_cpu() - cpu_before
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    jobs = planned_jobs(proc.stdout + proc.stderr)
+    paper = _config("config.yaml")["paper"]
+
+    trained = outputs_of(jobs, "train")
+    for task, spec in paper["tasks"].items():
+        for seed in spec["seeds"]:
+            assert f"results/paper/runs/main/{task}/full/seed{seed}/model_final.pt" in trained
+    abl = paper["ablations"]
+    assert ABLATION_VARIANTS <= set(abl["variants"]) and len(abl["seeds"]) >= 2
+    for variant in abl["variants"]:
+        for seed in abl["seeds"]:
+            assert f"results/paper/runs/ablation/{abl['task']}/{variant}/seed{seed}/model_final.pt" in trained
+    assert len(trained) == 2 * (sum(len(s["seeds"]) for s in paper["tasks"].values())
+                                + len(abl["variants"]) * len(abl["seeds"]))
+
+    restored = {Path(p).name for p in outputs_of(jobs, "restore")}
+    assert PAPER_TEST_SETS <= restored
+    scored = {Path(p).stem for p in outputs_of(jobs, "score")}
+    assert scored == PAPER_TEST_SETS - {"dnd"}  # DND has no public ground truth...
+    assert any(p.endswith("/dnd") for p in outputs_of(jobs, "dnd_bundle"))  # ...it gets a bundle
+    assert {Path(p).stem for p in outputs_of(jobs, "score_input")} == PAPER_TEST_SETS - {"dnd"}
+    prepared = {Path(p).parent.parent.name for p in outputs_of(jobs, "prepare")}
+    assert PAPER_TEST_SETS | {"rain13k", "sidd_train"} <= prepared
+    assert "results/paper/summary.csv" in outputs_of(jobs, "aggregate")
+    # Nothing was created: a dry run with no data present.
+    assert not (workdir / "results").exists() and not (workdir / "data").exists()
+    print(f"paper plan: {len(jobs)} jobs in {elapsed:.1f} s wall, {cpu:.1f} s CPU")
+    # CPU time, not wall time: the shared 2-core test machine may be busy (wall ~3 s when idle).
+    assert cpu < 10, f"planning took {cpu:.1f} s of CPU time"
+
+
+def test_demo_config_replaces_the_paper_study(workdir):
+    """--configfile merges over config/config.yaml; nothing of the paper may leak into the demo."""
+    proc = snakemake(workdir, "-n", "all", "--configfile", "config/demo.yaml")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    jobs = planned_jobs(proc.stdout + proc.stderr)
+    outputs = [o for _, outs in jobs for o in outs]
+    assert outputs and all("paper" not in o for o in outputs)
+    assert all(o.startswith(("results/demo/", "data/demo/")) for o in outputs)
+    assert {Path(p).parts[4] for p in outputs_of(jobs, "train") if "/main/" in p} == {
+        "deraining", "deblurring", "denoising"}
+    assert {Path(p).parts[5] for p in outputs_of(jobs, "train") if "/ablation/" in p} == (
+        ABLATION_VARIANTS | {"full"})
+
+
+# --------------------------------------------------------------------------- bad configs
+
+def _bad(mutate, base: str = "demo.yaml") -> dict:
+    config = _config(base)
+    mutate(config[config["study"]])
+    return config
+
+
+BAD_CONFIGS = {
+    "unknown key": (lambda s: s["tasks"]["deraining"].update(epochs=3), "demo.tasks.deraining.epochs"),
+    "unknown top key": (lambda s: s.update(gpus=2), "demo.gpus"),
+    "wrong type": (lambda s: s["tasks"]["deraining"].update(seeds="zero"), "demo.tasks.deraining.seeds"),
+    "wrong protocol": (lambda s: s["tasks"]["deblurring"]["test_sets"].update(demo_blur="psnr"),
+                       "demo.tasks.deblurring.test_sets.demo_blur"),
+    "dataset not a demo set": (lambda s: s["tasks"]["deblurring"]["test_sets"].update(gopro="rgb"),
+                               "demo.tasks.deblurring.test_sets.gopro"),
+    "impossible variant": (lambda s: s["ablations"]["variants"].update(single_stage={"num_stages": 1, "sam": False}),
+                           "demo.ablations.variants.single_stage.sam"),
+    "too many stages": (lambda s: s["ablations"]["variants"].update(four_stage={"num_stages": 4}),
+                        "demo.ablations.variants.four_stage.num_stages"),
+    "duplicate variant": (lambda s: s["ablations"]["variants"].update(same={"sam": True}),
+                          "demo.ablations.variants.same"),
+    "ablation task missing": (lambda s: s["ablations"].update(task="dehazing"), "demo.ablations.task"),
+    "recipe key unknown to the trainer": (
+        lambda s: s["ablations"]["recipe"].update(data={"patchsize": 64}), "demo.ablations.recipe"),
+    "model width of wrong type": (lambda s: s["tasks"]["denoising"]["model"].update(n_feat=8.5),
+                                  "demo.tasks.denoising.model.n_feat"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_CONFIGS))
+def test_bad_config_names_the_key(case):
+    mutate, key = BAD_CONFIGS[case]
+    with pytest.raises(ConfigError) as err:
+        load_study(_bad(mutate), SCHEMA, ROOT)
+    assert key in str(err.value)
+
+
+def test_dataset_missing_from_registry_names_key_and_registry():
+    config = _bad(lambda s: s["tasks"]["deblurring"]["test_sets"].update(gopro_v2="rgb"), "config.yaml")
+    with pytest.raises(ConfigError) as err:
+        load_study(config, SCHEMA, ROOT)
+    assert "paper.tasks.deblurring.test_sets.gopro_v2" in str(err.value)
+    assert "config/datasets.yaml" in str(err.value)
+
+
+def test_shipped_configs_are_valid():
+    paper = load_study(_config("config.yaml"), SCHEMA, ROOT)
+    demo = load_study(_config("demo.yaml"), SCHEMA, ROOT)
+    assert paper.name == "paper" and demo.name == "demo"
+    assert demo.source == "demo" and demo.data_root.startswith("data/demo")
+
+
+def test_snakemake_stops_before_any_job_on_a_bad_config(workdir):
+    config = _bad(lambda s: s["ablations"]["variants"].update(single_stage={"num_stages": 1, "csff": False}))
+    path = write_config(workdir, "bad.yaml", config)
+    proc = snakemake(workdir, "--cores", "1", "--configfile", path)
+    assert proc.returncode != 0
+    assert "demo.ablations.variants.single_stage.csff" in proc.stderr
+    assert not re.search(r"^(local)?rule \w+:", proc.stdout + proc.stderr, re.M)
+    assert not (workdir / "results").exists() and not (workdir / "data").exists()
+
+
+# --------------------------------------------------------------------------- what reruns
+
+def _materialise_plan(workdir: Path, configfile: str) -> list[tuple[str, list[str]]]:
+    """Record every planned job as done under this config, and create its outputs (empty)."""
+    proc = snakemake(workdir, "-n", "--configfile", configfile)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    jobs = planned_jobs(proc.stdout + proc.stderr)
+    # --touch on missing outputs records each job's provenance (params, code) without running it.
+    proc = snakemake(workdir, "--cores", "1", "--touch", "--configfile", configfile)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    stamp = time.time() - 60
+    for rule, outs in jobs:
+        for out in outs:
+            path = workdir / out
+            if rule in ("restore", "dnd_bundle"):  # directory() outputs
+                path.mkdir(parents=True, exist_ok=True)
+            else:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.touch()
+            os.utime(path, (stamp, stamp))  # one time for all: no output is older than its input
+    proc = snakemake(workdir, "-n", "--configfile", configfile)
+    assert "Nothing to be done" in proc.stdout + proc.stderr, proc.stdout[-3000:]
+    return jobs
+
+
+def _rerun_plan(workdir: Path, config: dict) -> list[tuple[str, list[str]]]:
+    path = write_config(workdir, "demo.yaml", config)
+    proc = snakemake(workdir, "-n", "--configfile", path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return planned_jobs(proc.stdout + proc.stderr)
+
+
+@pytest.mark.slow
+def test_changing_one_ablation_reruns_only_what_depends_on_it(workdir):
+    _materialise_plan(workdir, "config/demo.yaml")
+    config = _config("demo.yaml")
+
+    changed = copy.deepcopy(config)
+    changed["demo"]["ablations"]["variants"]["two_stage"] = {"num_stages": 2, "csff": False}
+    jobs = _rerun_plan(workdir, changed)
+    per_run = {(r, o) for r, outs in jobs for o in outs if r in ("run_config", "train", "restore", "score")}
+    assert per_run, "nothing reruns after a changed variant"
+    assert all("/ablation/deblurring/two_stage/" in o for _, o in per_run), sorted(per_run)
+    seeds = config["demo"]["ablations"]["seeds"]
+    assert {o for r, o in per_run if r == "train" and o.endswith(".pt")} == {
+        f"results/demo/runs/ablation/deblurring/two_stage/seed{s}/model_final.pt" for s in seeds}
+    assert {r for r, _ in jobs} == {"run_config", "train", "restore", "score", "study_manifest",
+                                    "aggregate"}
+
+    # A change of the ablations' shared recipe reruns every ablation run and no main model.
+    changed = copy.deepcopy(config)
+    changed["demo"]["ablations"]["recipe"]["schedule"]["length"] += 1
+    trained = {o for o in outputs_of(_rerun_plan(workdir, changed), "train") if o.endswith(".pt")}
+    assert trained == {f"results/demo/runs/ablation/deblurring/{v}/seed{s}/model_final.pt"
+                       for v in config["demo"]["ablations"]["variants"] for s in seeds}
