@@ -78,6 +78,7 @@ def main() -> int:
     parser.add_argument("--steps", type=int, help="timed steps (default 3 CPU, 20 GPU)")
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--modes", nargs="+", choices=list(MODES), help="default: fp32 on CPU, all three on GPU")
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--json", help="also write the rows to this JSON file")
     args = parser.parse_args()
@@ -88,6 +89,8 @@ def main() -> int:
     gpu = device.startswith("cuda")
     modes = args.modes or (list(MODES) if gpu else ["fp32"])
     steps = args.steps or (20 if gpu else 3)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     if args.child:
         preset, mode = args.presets[0], modes[0]
         patch = args.patch or ((128 if preset == "denoising" else 256) if gpu else 64)
@@ -99,7 +102,7 @@ def main() -> int:
     for preset in args.presets:
         for mode in modes:
             cmd = [sys.executable, __file__, "--child", "--presets", preset, "--modes", mode, "--device", device,
-                   "--steps", str(steps), "--warmup", str(args.warmup)]
+                   "--steps", str(steps), "--warmup", str(args.warmup), "--threads", str(args.threads)]
             if args.batch:
                 cmd += ["--batch", str(args.batch)]
             if args.patch:

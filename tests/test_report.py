@@ -392,3 +392,29 @@ def test_score_stages_scores_every_stage_with_the_protocol(tmp_path):
     (out / "stages" / "im1_stage2.png").unlink()
     with pytest.raises(DataError, match="stage 2"):
         score_stages(out, target, "rgb")
+
+
+def test_workflow_helpers_on_the_demo_config():
+    import yaml
+
+    from mprnet.report import workflow as rw
+    from mprnet.report.costs import model_costs_table
+    from mprnet.study.config import load_study
+
+    root = Path(__file__).resolve().parents[1]
+    config = yaml.safe_load((root / "config" / "demo.yaml").read_text())
+    study = load_study(config, root / "workflow" / "schemas" / "config.schema.yaml", root)
+    spec = json.loads(rw.model_spec(study))
+    assert {(s["group"], s["method"]) for s in spec} >= {("main", "full"), ("ablation", "no_sam"), ("ablation", "single_stage")}
+    costs = model_costs_table(spec).set_index(["group", "task", "method"])
+    assert costs.loc[("ablation", "deblurring", "single_stage"), "params"] < costs.loc[("ablation", "deblurring", "full"), "params"]
+    assert costs.loc[("ablation", "deblurring", "no_sam"), "gflops"] < costs.loc[("ablation", "deblurring", "full"), "gflops"]
+    figures = rw.visual_figures(study)
+    assert "results/demo/figures/ablation_visual_deblurring_demo_blur.png" in figures
+    assert "results/demo/figures/visual_deraining_demo_rain.png" in figures
+    methods = [m for m, _, _ in rw.visual_methods(study, "ablation", "deblurring", "demo_blur")]
+    assert methods == list(config["demo"]["ablations"]["variants"])
+    assert all(p.startswith("results/demo/stage_scores/main/") for p in rw.stage_score_files(study))
+    for path in rw.train_benchmarks(study):
+        assert parse_path(rw.template(study, "benchmarks/train/{group}/{task}/{variant}/seed{seed}.tsv"), path)
+    assert rw.average_tasks(study) == ["deraining"]

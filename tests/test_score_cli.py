@@ -217,3 +217,15 @@ def test_y_channel_refuses_images_smaller_than_the_window(tmp_path):
 def test_unknown_protocol(tmp_path):
     with pytest.raises(DataError, match="unknown protocol"):
         score_folders("psnr", tmp_path, tmp_path)
+
+
+def test_unavailable_device_is_a_one_line_error(folders, capsys):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA device is present")
+    pred_dir, target_dir, _ = folders
+    code = main(["score", "--protocol", "rgb", "--pred", str(pred_dir), "--target", str(target_dir),
+                 "--device", "cuda"])
+    assert code == 2
+    assert "device 'cuda' is not available" in capsys.readouterr().err

@@ -245,3 +245,67 @@ def test_changing_one_ablation_reruns_only_what_depends_on_it(workdir):
     trained = {o for o in outputs_of(_rerun_plan(workdir, changed), "train") if o.endswith(".pt")}
     assert trained == {f"results/demo/runs/ablation/deblurring/{v}/seed{s}/model_final.pt"
                        for v in config["demo"]["ablations"]["variants"] for s in seeds}
+
+
+# --------------------------------------------------------------------------- preemption
+
+def _train_processes(run_dir: Path) -> list[int]:
+    pids = []
+    for proc in Path("/proc").iterdir():
+        try:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except (OSError, ValueError):
+            continue
+        if "mprnet.cli train" in cmdline and str(run_dir) in cmdline and "bash" not in cmdline:
+            pids.append(int(proc.name))
+    return pids
+
+
+@pytest.mark.slow
+def test_training_killed_by_sigterm_is_retried_and_resumes_to_the_same_weights(workdir):
+    """What Slurm does at preemption: SIGTERM to the training process. Snakemake retries the job,
+    the retry resumes from the checkpoint, and the weights equal an uninterrupted run's."""
+    import signal
+
+    import torch
+
+    config = _config("ci.yaml")
+    section = config["ci"]
+    section["tasks"] = {"deblurring": section["tasks"]["deblurring"]}
+    section["tasks"]["deblurring"]["recipe"]["schedule"] = {"unit": "iteration", "length": 40, "warmup": 2}
+    section["tasks"]["deblurring"]["recipe"]["runtime"].update(checkpoint_every=5)
+    del section["ablations"], section["published"]
+    path = write_config(workdir, "preempt.yaml", config)
+    run = Path("results/ci/runs/main/deblurring/full/seed0")
+    target = str(run / "model_final.pt")
+
+    # The target goes first: --configfile takes every argument after it as a config file.
+    args = [sys.executable, "-m", "snakemake", target, "-s", str(ROOT / "Snakefile"), "--cores", "1",
+            "--retries", "1", "--configfile", path]
+    job = subprocess.Popen(args, cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.time() + 240
+        while not (workdir / run / "checkpoint.pt").exists():
+            assert job.poll() is None and time.time() < deadline, "training never checkpointed"
+            time.sleep(0.2)
+        pids = _train_processes(workdir / run)
+        assert pids, "no training process found"
+        for pid in pids:
+            os.kill(pid, signal.SIGTERM)
+        out, _ = job.communicate(timeout=300)
+    finally:
+        if job.poll() is None:
+            job.kill()
+    assert job.returncode == 0, out[-3000:]
+    log = (workdir / "results/ci/logs/train/main/deblurring/full/seed0.log").read_text()
+    assert "SIGTERM" in log and "--resume" in log, log[-2000:]  # the first attempt said "resume me"
+    assert "Trying to restart job" in out or "retry" in out.lower()
+
+    # The same run, uninterrupted, in another folder.
+    fresh = workdir / "fresh"
+    subprocess.run([sys.executable, "-m", "mprnet.cli", "train", "--config", str(run / "run.yaml"),
+                    "--out", str(fresh)], cwd=workdir, check=True, capture_output=True, timeout=300)
+    resumed = torch.load(workdir / target, weights_only=True)["model"]
+    uninterrupted = torch.load(fresh / "model_final.pt", weights_only=True)["model"]
+    assert resumed.keys() == uninterrupted.keys()
+    assert all(torch.equal(resumed[k], uninterrupted[k]) for k in resumed)

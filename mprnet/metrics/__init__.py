@@ -1,10 +1,17 @@
 """PSNR/SSIM exactly as the MPRNet paper computed them, fast.
 
-Protocols (``official_architecture.md`` §8): ``y_channel`` (deraining), ``rgb`` (GoPro,
-HIDE), ``realblur`` (RealBlur-J/R), ``sidd`` (SIDD). :func:`score_folders` scores two folders;
-:func:`psnr_ssim` one pair of arrays; :func:`aggregate` builds the paper's per-dataset table.
-:mod:`mprnet.metrics.reference` is a slow literal transcription of the MATLAB code used as
-the tests' oracle; :mod:`mprnet.metrics.dnd` writes the DND submission bundle.
+Protocols (``official_architecture.md`` §8, definitions in :mod:`.protocols`): ``y_channel``
+(deraining), ``rgb`` (GoPro, HIDE), ``realblur`` (RealBlur-J/R), ``sidd`` (SIDD).
+
+* :func:`score_folders` scores two folders (pairs by stem; input policy in :mod:`.scoring`),
+  :func:`psnr_ssim` one pair of arrays, the ``*_batch`` functions N same-size pairs;
+  :func:`aggregate` builds the paper's per-dataset table (deraining "Average" = mean of the
+  five dataset means).
+* Backends, both float64 and held to 1e-6 of the reference by the tests: OpenCV with one image
+  per thread on a CPU (:mod:`.kernels_cv`), batched torch on a GPU (:mod:`.kernels`).
+* :mod:`.reference` is a slow literal float64 transcription of the MATLAB code, the tests'
+  oracle; :mod:`.realblur` is the RealBlur authors' aligned, masked scoring;
+  :mod:`.dnd` writes the DND online-benchmark bundle.
 """
 
 from .protocols import (

@@ -43,11 +43,20 @@ BACKENDS = ("opencv", "torch")
 
 def _backend(device: str | None, backend: str | None) -> tuple[str, str]:
     """(backend, device): by default OpenCV threads on a CPU, batched torch on a GPU (see kernels_cv)."""
+    from ..errors import ConfigError
+
     device = device or default_device()
     if backend is None:
         backend = "opencv" if device == "cpu" else "torch"
     if backend not in BACKENDS or (backend == "opencv" and device != "cpu"):
-        raise ValueError(f"backend {backend!r} cannot run on device {device!r}")
+        raise ConfigError(f"backend {backend!r} cannot run on device {device!r}")
+    if device != "cpu":
+        import torch
+
+        try:
+            torch.empty(0, device=device)
+        except (RuntimeError, AssertionError) as exc:
+            raise ConfigError(f"device {device!r} is not available ({str(exc).splitlines()[0]})") from None
     return backend, device
 
 

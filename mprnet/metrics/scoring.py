@@ -196,8 +196,12 @@ def score_folders(
     results: dict[str, tuple[float, float]] = {}
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool, \
             tqdm(total=len(pairs), desc=f"score {protocol}", unit="img", disable=not progress) as bar:
-        for chunk in _chunks(pairs, _CHUNK):
-            loaded = list(pool.map(lambda p: _load(protocol, *p), chunk))
+        chunks = list(_chunks(pairs, _CHUNK))
+        pending = [pool.submit(_load, protocol, *p) for p in chunks[0]]
+        for k in range(len(chunks)):
+            loaded = [f.result() for f in pending]
+            # Decode the next chunk while this one is scored.
+            pending = [pool.submit(_load, protocol, *p) for p in chunks[k + 1]] if k + 1 < len(chunks) else []
             groups: dict[tuple, list[_Pair]] = {}
             for p in loaded:
                 groups.setdefault((p.pred.shape, p.gray), []).append(p)

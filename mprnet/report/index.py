@@ -31,6 +31,16 @@ OTHER_FILES = {
 }
 
 
+# Reading order: the paper's claim first, then how sure we are, then what it cost.
+ORDER = ("main_", "ablation", "cost", "paper_vs_ours", "per_image_psnr", "stage_progression", "training_curves",
+         "ablation_bars", "visual_", "ablation_visual_")
+
+
+def _rank(stem: str) -> tuple[int, str]:
+    ranks = [i for i, p in enumerate(ORDER) if stem == p or (p.endswith("_") and stem.startswith(p))]
+    return (max(ranks) if ranks else len(ORDER), stem)
+
+
 def describe(stem: str) -> str:
     for prefix, text in DESCRIPTIONS.items():
         if stem == prefix or (prefix.endswith("_") and stem.startswith(prefix)):
@@ -50,7 +60,7 @@ def build_index(study: str, root: str | os.PathLike, *, provenance_md: str | Non
         lines += [f"- [`{name}`]({name}): {OTHER_FILES[name]}" for name in files]
         lines.append("")
 
-    tables = sorted((root / "tables").glob("*.md")) if (root / "tables").is_dir() else []
+    tables = sorted((root / "tables").glob("*.md"), key=lambda p: _rank(p.stem)) if (root / "tables").is_dir() else []
     if tables:
         lines += ["## Tables", ""]
         for md in tables:
@@ -59,7 +69,7 @@ def build_index(study: str, root: str | os.PathLike, *, provenance_md: str | Non
                                  if (root / "tables" / f"{stem}.{ext}").exists())
             lines += [f"### {stem}", "", f"{describe(stem)} ({formats})".strip(), "", md.read_text().strip(), ""]
 
-    figures = sorted((root / "figures").glob("*.png")) if (root / "figures").is_dir() else []
+    figures = sorted((root / "figures").glob("*.png"), key=lambda p: _rank(p.stem)) if (root / "figures").is_dir() else []
     if figures:
         lines += ["## Figures", ""]
         for png in figures:

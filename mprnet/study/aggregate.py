@@ -146,11 +146,11 @@ def aggregate(manifest_path: str | Path, summary: str | Path, runs_csv: str | Pa
     averaged = {t for t, d in published.items() if AVERAGE in d}
     rows = summarise(runs, published, averaged)
     with atomic_path(summary) as tmp:
-        _frame(rows, SUMMARY_COLUMNS).to_csv(tmp, index=False, float_format="%.6f")
+        _frame(rows, SUMMARY_COLUMNS).to_csv(tmp, index=False, float_format="%.10g")
     if runs_csv:
         cols = ["task", "dataset", "method", "group", "seed", "psnr", "ssim", "n_images", "scores"]
         with atomic_path(runs_csv) as tmp:
-            _frame(runs, cols).to_csv(tmp, index=False, float_format="%.6f")
+            _frame(runs, cols).to_csv(tmp, index=False, float_format="%.10g")
     if metrics:
         nested: dict = {}
         for r in rows:

@@ -166,7 +166,7 @@ def build_training_model(cfg: dict):
     torch.manual_seed(cfg["seed"])
     try:
         return build_model(cfg["task"], **cfg["model"]["overrides"])
-    except TypeError as exc:
+    except (TypeError, ValueError) as exc:
         raise ConfigError(f"model.overrides: {exc}") from None
 
 
@@ -339,12 +339,14 @@ def _train(cfg: dict, out: Path, resume: bool, dist: Dist, stop: _StopFlag) -> P
         if diffs:
             raise ConfigError(f"{ckpt_path}: was trained with a different config; differing keys: " + "; ".join(diffs[:8]))
 
-    # Check every input before any training time is spent.
+    # Check every input before any training time is spent. Checksums are read by the main process
+    # only (torchrun stops the other processes when one fails); all read the image headers.
+    verify = data_cfg["verify"] and dist.is_main
     pairs = scan_pairs(data_cfg["train"], patch_size=data_cfg["patch_size"], pad_small=data_cfg["pad_small"],
-                       verify=data_cfg["verify"], progress=rt["progress"] and dist.is_main)
+                       verify=verify, progress=rt["progress"] and dist.is_main)
     val_pairs = []
     if data_cfg["val"]:
-        val_pairs = scan_pairs(data_cfg["val"], verify=data_cfg["verify"], progress=rt["progress"] and dist.is_main)
+        val_pairs = scan_pairs(data_cfg["val"], verify=verify, progress=rt["progress"] and dist.is_main)
         if data_cfg["val_max_images"]:
             val_pairs = val_pairs[: data_cfg["val_max_images"]]
     per_epoch = iterations_per_epoch(len(pairs), data_cfg["batch_size"])

@@ -4,15 +4,26 @@ import re
 import sys
 from pathlib import Path
 
-from mprnet.errors import ConfigError
 from snakemake.exceptions import WorkflowError
+
+from mprnet.errors import ConfigError
 from mprnet.study.config import load_study, run_config
 
-# Rules call `mprnet`: the one installed beside the Python running Snakemake, also in the
-# jobs that the Slurm executor starts with that same interpreter on the nodes.
+# Rules run `python -m mprnet.cli`: by default the Python running Snakemake (also in the jobs
+# the Slurm executor starts with that interpreter on the nodes); with `--sdm conda` the pinned
+# environment of workflow/envs/, which imports the package from this checkout.
 os.environ["PATH"] = os.pathsep.join(
     [str(Path(sys.executable).parent), os.environ.get("PATH", "")]
 )
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    p for p in (workflow.basedir, os.environ.get("PYTHONPATH")) if p
+)
+
+
+envvars:
+    "PATH",
+    "PYTHONPATH",
+
 
 # The whole study is validated here, before any job starts: an unknown key, a wrong type, a
 # dataset missing from the registry or an impossible variant stops Snakemake naming the key.
@@ -23,8 +34,7 @@ try:
 except ConfigError as exc:
     raise WorkflowError(f"invalid config: {exc}") from None
 
-RESULTS = "results/{study}"
-DATA = STUDY.data_root
+MPRNET_ENV = "../envs/mprnet.yaml"
 
 # Targets other rule files (e.g. the report rules) add to `rule all`, as patterns with {study}.
 EXTRA_TARGETS: list[str] = []
@@ -32,6 +42,7 @@ EXTRA_TARGETS: list[str] = []
 
 wildcard_constraints:
     study=re.escape(STUDY.name),
+    root=re.escape(STUDY.data_root),
     group="main|ablation",
     task="|".join(re.escape(t) for t in STUDY.tasks),
     variant=r"[A-Za-z0-9][A-Za-z0-9_.-]*",
@@ -42,6 +53,10 @@ wildcard_constraints:
 
 
 # ----------------------------------------------------------------------------- paths
+
+
+def get_data_root(wildcards):
+    return STUDY.data_root
 
 
 def run_dir(run):

@@ -3,14 +3,16 @@ rule restore:
         checkpoint=get_checkpoint,
         data=get_test_manifest,
     output:
-        directory(RESULTS + "/restored/{source}/{dataset}"),
+        directory("results/{study}/restored/{source}/{dataset}"),
     log:
-        RESULTS + "/logs/restore/{source}/{dataset}.log",
+        "results/{study}/logs/restore/{source}/{dataset}.log",
     benchmark:
-        RESULTS + "/benchmarks/restore/{source}/{dataset}.tsv"
+        "results/{study}/benchmarks/restore/{source}/{dataset}.tsv"
+    conda:
+        MPRNET_ENV
     params:
         input_dir=get_test_input_dir,
         options=get_restore_options,
     shell:
-        "mprnet restore --checkpoint {input.checkpoint:q} --input {params.input_dir:q}"
+        "python -m mprnet.cli restore --checkpoint {input.checkpoint:q} --input {params.input_dir:q}"
         " --output {output:q} {params.options} > {log:q} 2>&1"

@@ -1,16 +1,18 @@
 rule score:
     input:
-        pred=RESULTS + "/restored/{source}/{dataset}",
+        pred="results/{study}/restored/{source}/{dataset}",
         data=get_test_manifest,
     output:
-        RESULTS + "/scores/{source}/{dataset}.csv",
+        "results/{study}/scores/{source}/{dataset}.csv",
     log:
-        RESULTS + "/logs/score/{source}/{dataset}.log",
+        "results/{study}/logs/score/{source}/{dataset}.log",
+    conda:
+        MPRNET_ENV
     params:
         protocol=get_protocol,
         target=get_test_target_dir,
     shell:
-        "mprnet score --protocol {params.protocol} --pred {input.pred:q}"
+        "python -m mprnet.cli score --protocol {params.protocol} --pred {input.pred:q}"
         " --target {params.target:q} --out {output:q} > {log:q} 2>&1"
 
 
@@ -19,15 +21,17 @@ rule score_input:
     input:
         get_test_manifest,
     output:
-        RESULTS + "/scores/input/{task}/{dataset}.csv",
+        "results/{study}/scores/input/{task}/{dataset}.csv",
     log:
-        RESULTS + "/logs/score_input/{task}/{dataset}.log",
+        "results/{study}/logs/score_input/{task}/{dataset}.log",
+    conda:
+        MPRNET_ENV
     params:
         protocol=get_protocol,
         pred=get_test_input_dir,
         target=get_test_target_dir,
     shell:
-        "mprnet score --protocol {params.protocol} --pred {params.pred:q}"
+        "python -m mprnet.cli score --protocol {params.protocol} --pred {params.pred:q}"
         " --target {params.target:q} --out {output:q} > {log:q} 2>&1"
 
 
@@ -36,52 +40,60 @@ rule score_released:
         pred=get_released_dir,
         data=get_test_manifest,
     output:
-        RESULTS + "/scores/released_results/{task}/{dataset}.csv",
+        "results/{study}/scores/released_results/{task}/{dataset}.csv",
     log:
-        RESULTS + "/logs/score_released/{task}/{dataset}.log",
+        "results/{study}/logs/score_released/{task}/{dataset}.log",
+    conda:
+        MPRNET_ENV
     params:
         protocol=get_protocol,
         target=get_test_target_dir,
     shell:
-        "mprnet score --protocol {params.protocol} --pred {input.pred:q}"
+        "python -m mprnet.cli score --protocol {params.protocol} --pred {input.pred:q}"
         " --target {params.target:q} --out {output:q} > {log:q} 2>&1"
 
 
 # DND has no public ground truth: its restored float outputs become the online benchmark's bundle.
 rule dnd_bundle:
     input:
-        RESULTS + "/restored/{source}/{dataset}",
+        "results/{study}/restored/{source}/{dataset}",
     output:
-        directory(RESULTS + "/submissions/{source}/{dataset}"),
+        directory("results/{study}/submissions/{source}/{dataset}"),
     log:
-        RESULTS + "/logs/dnd_bundle/{source}/{dataset}.log",
+        "results/{study}/logs/dnd_bundle/{source}/{dataset}.log",
+    conda:
+        MPRNET_ENV
     shell:
-        "mprnet dnd-bundle --input {input:q} --output {output:q} > {log:q} 2>&1"
+        "python -m mprnet.cli dnd-bundle --input {input:q} --output {output:q} > {log:q} 2>&1"
 
 
 rule study_manifest:
     output:
-        RESULTS + "/study.yaml",
+        "results/{study}/study.yaml",
     log:
-        RESULTS + "/logs/study_manifest.log",
+        "results/{study}/logs/study_manifest.log",
     localrule: True
+    conda:
+        MPRNET_ENV
     params:
         manifest=get_study_manifest,
     shell:
-        "mprnet study-manifest --json {params.manifest:q} --out {output:q} > {log:q} 2>&1"
+        "python -m mprnet.cli study-manifest --json {params.manifest:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule aggregate:
     input:
-        manifest=RESULTS + "/study.yaml",
+        manifest="results/{study}/study.yaml",
         scores=get_all_scores,
     output:
-        summary=RESULTS + "/summary.csv",
-        runs=RESULTS + "/runs.csv",
-        metrics=RESULTS + "/metrics.json",
+        summary="results/{study}/summary.csv",
+        runs="results/{study}/runs.csv",
+        metrics="results/{study}/metrics.json",
     log:
-        RESULTS + "/logs/aggregate.log",
+        "results/{study}/logs/aggregate.log",
     localrule: True
+    conda:
+        MPRNET_ENV
     shell:
-        "mprnet aggregate --manifest {input.manifest:q} --summary {output.summary:q}"
+        "python -m mprnet.cli aggregate --manifest {input.manifest:q} --summary {output.summary:q}"
         " --runs {output.runs:q} --metrics {output.metrics:q} > {log:q} 2>&1"

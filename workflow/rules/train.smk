@@ -1,33 +1,38 @@
 rule run_config:
     output:
-        RESULTS + "/runs/{group}/{task}/{variant}/seed{seed}/run.yaml",
+        "results/{study}/runs/{group}/{task}/{variant}/seed{seed}/run.yaml",
     log:
-        RESULTS + "/logs/run_config/{group}/{task}/{variant}/seed{seed}.log",
+        "results/{study}/logs/run_config/{group}/{task}/{variant}/seed{seed}.log",
     localrule: True
+    conda:
+        MPRNET_ENV
     params:
         config=get_run_config,
         run_dir=get_run_dir,
     shell:
-        "mprnet run-config --json {params.config:q} --run-dir {params.run_dir:q}"
+        "python -m mprnet.cli run-config --json {params.config:q} --run-dir {params.run_dir:q}"
         " --out {output:q} > {log:q} 2>&1"
 
 
 # Always --resume: a retried job (failure, preemption, time limit; exit status 75 after
-# SIGTERM) continues from the checkpoint in its folder. The checkpoint is not a declared output,
-# so Snakemake keeps it between attempts; run_config sets it aside if the config changed.
+# SIGTERM) continues from the checkpoint in its folder. Only model_final.pt is a declared
+# output: Snakemake deletes declared outputs before every attempt, and checkpoint.pt and the
+# training curves (metrics.csv, dvclive/) beside it must survive until the retry resumes.
+# Rules that read the curves take model_final.pt as input and read metrics.csv next to it.
 rule train:
     input:
-        config=RESULTS + "/runs/{group}/{task}/{variant}/seed{seed}/run.yaml",
+        config="results/{study}/runs/{group}/{task}/{variant}/seed{seed}/run.yaml",
         data=get_train_data,
     output:
-        model=RESULTS + "/runs/{group}/{task}/{variant}/seed{seed}/model_final.pt",
-        curves=RESULTS + "/runs/{group}/{task}/{variant}/seed{seed}/metrics.csv",
+        "results/{study}/runs/{group}/{task}/{variant}/seed{seed}/model_final.pt",
     log:
-        RESULTS + "/logs/train/{group}/{task}/{variant}/seed{seed}.log",
+        "results/{study}/logs/train/{group}/{task}/{variant}/seed{seed}.log",
     benchmark:
-        RESULTS + "/benchmarks/train/{group}/{task}/{variant}/seed{seed}.tsv"
+        "results/{study}/benchmarks/train/{group}/{task}/{variant}/seed{seed}.tsv"
+    conda:
+        MPRNET_ENV
     params:
         run_dir=get_run_dir,
     shell:
-        "mprnet train --config {input.config:q} --out {params.run_dir:q} --resume"
+        "python -m mprnet.cli train --config {input.config:q} --out {params.run_dir:q} --resume"
         " >> {log:q} 2>&1"

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Workflow checks for CI (docs/workflow.md): lint and format, the plan tests, and the CI study
+# (config/ci.yaml: every rule of the demo study, tiny) run twice from scratch: once with local
+# execution and once through a real one-node Slurm cluster started here (.ci/slurm/). Each run
+# is bounded with `timeout -s INT`: on SIGINT Snakemake cancels its Slurm jobs and exits.
+# Needs root and apt-get for the cluster; SKIP_SLURM=1 runs everything else.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+export PATH="$root/.venv/bin:$PATH"
+limit=${WORKFLOW_RUN_LIMIT_S:-420}
+start=$(date +%s)
+step() { echo "== workflow: $* (at $(( $(date +%s) - start )) s)"; }
+
+step "snakemake --lint (paper and demo configs)"
+snakemake --lint
+snakemake --lint --configfile config/demo.yaml
+step "snakefmt --check"
+snakefmt --check Snakefile workflow/
+
+step "plan tests"
+python -m pytest -q -p no:cacheprovider tests/test_workflow.py
+
+scratch=$(mktemp -d "${TMPDIR:-/tmp}/mprnet-workflow-ci.XXXXXX")
+run_study() {  # $1: label, rest: snakemake arguments
+    local label=$1 dir=$scratch/$1
+    shift
+    mkdir -p "$dir" && cp -r config "$dir/"
+    step "CI study, $label"
+    (cd "$dir" && timeout -s INT "$limit" snakemake -s "$root/Snakefile" --configfile config/ci.yaml "$@")
+    python - "$dir/results/ci/summary.csv" <<'PY'
+import sys
+import pandas as pd
+summary = pd.read_csv(sys.argv[1])
+methods = set(zip(summary["group"], summary["method"]))
+expected = {("input", "degraded"), ("main", "full"), ("ablation", "full"), ("ablation", "no_sam"),
+            ("ablation", "single_stage"), ("paper", "paper")}
+missing = expected - methods
+assert not missing, f"summary.csv lacks {sorted(missing)}"
+assert summary.loc[summary["group"] != "paper", "psnr"].notna().all()
+print(f"{sys.argv[1]}: {len(summary)} rows, methods {sorted(methods)}")
+PY
+}
+
+run_study local --cores 2
+
+if [[ ${SKIP_SLURM:-0} != 1 ]]; then
+    step "start the Slurm cluster"
+    .ci/slurm/start.sh
+    trap '.ci/slurm/stop.sh' EXIT
+    run_study slurm --profile "$root/profiles/slurm" --workflow-profile "$root/profiles/ci"
+fi
+
+rm -rf "$scratch"
+step "done"

@@ -1,0 +1,145 @@
+"""Study-level commands: `mprnet aggregate` (summary.csv) and `mprnet run-config`."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pandas as pd
+import pytest
+import yaml
+
+from mprnet.cli import main
+from mprnet.errors import DataError
+from mprnet.study.aggregate import aggregate
+
+
+def _scores(path, psnr, ssim):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame({"image": [f"im{i}" for i in range(len(psnr))], "psnr": psnr, "ssim": ssim}).to_csv(
+        path, index=False)
+    return str(path)
+
+
+@pytest.fixture
+def study(tmp_path):
+    """A manifest of: degraded input, main model, two ablation seeds of two variants, two
+    deraining sets for an Average row, and the paper's numbers."""
+    entries = []
+
+    def add(task, dataset, method, group, psnr, ssim, seed=None):
+        path = _scores(tmp_path / "scores" / group / task / method / f"seed{seed}" / f"{dataset}.csv",
+                       psnr, ssim)
+        entries.append({"task": task, "dataset": dataset, "method": method, "group": group,
+                        "seed": seed, "path": path})
+
+    add("deblurring", "gopro", "degraded", "input", [20.0, 22.0], [0.5, 0.7])
+    add("deblurring", "gopro", "full", "main", [30.0, 32.0], [0.9, 0.95], seed=1234)
+    add("deblurring", "gopro", "full", "ablation", [28.0, 30.0], [0.8, 0.9], seed=0)
+    add("deblurring", "gopro", "full", "ablation", [29.0, 31.0], [0.85, 0.95], seed=1)
+    add("deblurring", "gopro", "no_sam", "ablation", [27.0, 27.0], [0.8, 0.8], seed=0)
+    add("deblurring", "gopro", "no_sam", "ablation", [26.0, 26.0], [0.7, 0.7], seed=1)
+    add("deraining", "rain100h", "full", "main", [25.0, 27.0, float("inf")][:2], [0.8, 0.8], seed=0)
+    add("deraining", "rain100l", "full", "main", [35.0], [0.95], seed=0)
+    manifest = {
+        "study": "t",
+        "published": {"deblurring": {"gopro": {"psnr": 32.66, "ssim": 0.959}},
+                      "deraining": {"rain100h": {"psnr": 30.41, "ssim": 0.890},
+                                    "rain100l": {"psnr": 36.40, "ssim": 0.965},
+                                    "Average": {"psnr": 33.4, "ssim": 0.93}}},
+        "scores": entries,
+    }
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump(manifest))
+    return tmp_path, path
+
+
+def _row(summary, **match):
+    sel = summary
+    for key, value in match.items():
+        sel = sel[sel[key] == value]
+    assert len(sel) == 1, match
+    return sel.iloc[0]
+
+
+def test_summary_means_over_images_then_seeds(study):
+    tmp, manifest = study
+    rc = main(["aggregate", "--manifest", str(manifest), "--summary", str(tmp / "summary.csv"),
+               "--runs", str(tmp / "runs.csv"), "--metrics", str(tmp / "metrics.json")])
+    assert rc == 0
+    summary = pd.read_csv(tmp / "summary.csv")
+    assert list(summary.columns[:6]) == ["task", "dataset", "method", "psnr", "ssim", "n_images"]
+
+    degraded = _row(summary, task="deblurring", method="degraded")
+    assert degraded["psnr"] == pytest.approx(21.0) and degraded["n_images"] == 2
+    full = _row(summary, task="deblurring", method="full", group="ablation")
+    assert full["psnr"] == pytest.approx((29.0 + 30.0) / 2) and full["n_seeds"] == 2
+    assert full["psnr_std"] == pytest.approx(math.sqrt(0.5))  # sample std of 29 and 30
+    no_sam = _row(summary, method="no_sam")
+    assert no_sam["ssim"] == pytest.approx(0.75) and no_sam["ssim_std"] == pytest.approx(math.sqrt(0.005))
+    main_full = _row(summary, task="deblurring", method="full", group="main")
+    assert main_full["psnr"] == pytest.approx(31.0) and pd.isna(main_full["psnr_std"])
+    paper = _row(summary, task="deblurring", method="paper")
+    assert paper["psnr"] == pytest.approx(32.66) and pd.isna(paper["n_images"])
+
+    # The paper's deraining Average: the mean of the dataset means (not of all images).
+    average = _row(summary, task="deraining", dataset="Average", method="full")
+    assert average["psnr"] == pytest.approx((26.0 + 35.0) / 2) and average["n_images"] == 3
+
+    runs = pd.read_csv(tmp / "runs.csv")
+    assert len(runs) == 8 and set(runs["seed"].dropna()) == {0, 1, 1234}
+    metrics = json.loads((tmp / "metrics.json").read_text())
+    assert metrics["deblurring"]["gopro"]["ablation/no_sam"]["psnr"] == pytest.approx(26.5)
+    assert metrics["deblurring"]["gopro"]["full"]["psnr"] == pytest.approx(31.0)
+
+
+def test_missing_or_broken_score_file_is_a_clear_error(study):
+    tmp, manifest = study
+    data = yaml.safe_load(manifest.read_text())
+    victim = data["scores"][2]["path"]
+    with open(victim, "w") as fh:
+        fh.write("image,psnr\nim0,30\n")
+    with pytest.raises(DataError, match="missing columns"):
+        aggregate(manifest, tmp / "summary.csv")
+    assert not (tmp / "summary.csv").exists()
+    data["scores"][2]["path"] = str(tmp / "nowhere.csv")
+    manifest.write_text(yaml.safe_dump(data))
+    with pytest.raises(DataError, match="nowhere.csv"):
+        aggregate(manifest, tmp / "summary.csv")
+
+
+def _run_config(tmp_path, length):
+    return {"task": "deblurring", "seed": 0, "model": {"overrides": {"n_feat": 8}},
+            "data": {"train": str(tmp_path / "train"), "patch_size": 32},
+            "schedule": {"unit": "iteration", "length": length}}
+
+
+def test_run_config_sets_aside_a_checkpoint_of_other_settings(tmp_path, capsys):
+    from mprnet.training.config import dump_config, resolve_config
+
+    run = tmp_path / "run"
+    run.mkdir()
+    dump_config(resolve_config(_run_config(tmp_path, 10)), run / "config.yaml")
+    (run / "checkpoint.pt").write_bytes(b"state")
+
+    # Same settings (e.g. a retry after preemption): the checkpoint stays to be resumed.
+    args = ["run-config", "--json", json.dumps(_run_config(tmp_path, 10)), "--out", str(run / "run.yaml"),
+            "--run-dir", str(run)]
+    assert main(args) == 0
+    assert (run / "checkpoint.pt").read_bytes() == b"state"
+    assert yaml.safe_load((run / "run.yaml").read_text())["schedule"]["length"] == 10
+
+    # Changed settings: the old checkpoint must not be resumed under the new config.
+    args[2] = json.dumps(_run_config(tmp_path, 20))
+    assert main(args) == 0
+    assert not (run / "checkpoint.pt").exists()
+    assert (run / "checkpoint.superseded.pt").read_bytes() == b"state"
+    assert "schedule.length" in capsys.readouterr().out
+
+
+def test_run_config_refuses_what_the_trainer_would_reject(tmp_path, capsys):
+    bad = _run_config(tmp_path, 10)
+    bad["data"]["patchsize"] = 32
+    rc = main(["run-config", "--json", json.dumps(bad), "--out", str(tmp_path / "run.yaml")])
+    assert rc == 2 and not (tmp_path / "run.yaml").exists()
+    assert "patchsize" in capsys.readouterr().err
