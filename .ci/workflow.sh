@@ -19,7 +19,7 @@ step "snakefmt --check"
 snakefmt --check Snakefile workflow/
 
 step "plan tests"
-python -m pytest -q -p no:cacheprovider tests/test_workflow.py
+python -m pytest -q -p no:cacheprovider tests/test_workflow.py -m "not slow"  # the slow ones run in `make test`
 
 scratch=$(mktemp -d "${TMPDIR:-/tmp}/mprnet-workflow-ci.XXXXXX")
 run_study() {  # $1: label, rest: snakemake arguments

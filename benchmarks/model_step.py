@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -99,6 +100,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     print(f"golden check: max abs error vs official outputs = {golden_error():.2e} (limit 1e-5)")
+    # other processes on a small machine inflate wall times: show how busy it was
+    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs, torch threads {args.threads}")
     print(f"{'task':<11} {'mode':<12} {'input':<9} {'median s':>9} {'official s':>12} {'ratio':>6} "
           f"{'peak RSS MiB':>13} {'official':>9}")
     for task in args.tasks.split(","):
@@ -112,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{task:<11} {MODES[mode][1]:<12} {size}x{size:<5} {result['median_s']:>9.3f} "
                   f"{'/'.join(f'{t:.2f}' for t in official):>12} {result['median_s'] / min(official):>6.2f} "
                   f"{result['peak_rss_mib']:>13.0f} {official_rss:>9}", flush=True)
+    print(f"load average {os.getloadavg()[0]:.1f} at the end")
     return 0
 
 

@@ -58,7 +58,7 @@ class CAB(nn.Module):
         self.body = nn.Sequential(conv(c, c, kernel_size, bias), act, conv(c, c, kernel_size, bias))
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.CA(self.body(x)) + x
+        return self.CA(self.body(x)).add_(x)  # in place on a fresh product: one allocation less
 
 
 def cabs(n: int, c: int, kernel_size: int, reduction: int, bias: bool, act: nn.Module) -> list[CAB]:
@@ -90,7 +90,7 @@ class UpSample(nn.Module):
 
     def forward(self, x: Tensor, skip: Tensor | None = None) -> Tensor:
         x = self.up[0](self.up[1](x))
-        return x if skip is None else x + skip
+        return x if skip is None else x.add_(skip)
 
 
 SkipUpSample = UpSample  # the official SkipUpSample is UpSample plus a skip addition
@@ -163,7 +163,7 @@ class SAM(nn.Module):
         img = self.conv2(x) + x_img
         if not self.attention:
             return x, img
-        return self.conv1(x) * torch.sigmoid(self.conv3(img)) + x, img
+        return (self.conv1(x) * torch.sigmoid(self.conv3(img))).add_(x), img
 
 
 class ORB(nn.Module):
@@ -174,7 +174,7 @@ class ORB(nn.Module):
         self.body = nn.Sequential(*cabs(num_cab, c, kernel_size, reduction, bias, act), conv(c, c, kernel_size))
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.body(x) + x
+        return self.body(x).add_(x)
 
 
 class ORSNet(nn.Module):

@@ -187,9 +187,9 @@ def test_cost_table_hours_from_benchmark_files(tmp_path):
     bench = read_benchmarks(paths, "benchmarks/train/{task}/{method}/seed{seed}.tsv")
     table = tables.cost_table(bench, device="GPU")
     assert bench.set_index("method").loc["full", "seconds"] == 7200.0
-    assert dict(table.rows)["deblurring / full / seed 0"][0] == "2.000"
-    assert dict(table.rows)["Total"][0] == "3.000"
-    assert table.header[0][1] == "GPU-hours"
+    assert dict(table.rows)["deblurring / full / seed 0"][:2] == ["2:00:00", "2.000"]
+    assert dict(table.rows)["Total"][:3] == ["3:00:00", "3.000", "6.000"]  # cpu_time is 2x wall time
+    assert table.header[1][1] == "GPU-hours"
 
 
 def test_parse_path_template():
@@ -254,7 +254,7 @@ def test_all_tables_via_cli_are_wellformed_and_consistent(study, tmp_path):
     assert csv.loc["full", "Average_psnr"] == pytest.approx(per_dataset.mean(), abs=1e-5)
     ablation_csv = pd.read_csv(out / "ablation.csv").set_index("method")
     assert ablation_csv.loc["single_stage", "params"] == 7e6
-    assert "7.00" in (out / "ablation.md").read_text()
+    assert "7.00 M" in (out / "ablation.md").read_text()
 
 
 # ---------------------------------------------------------------------------- costs, provenance
@@ -418,3 +418,19 @@ def test_workflow_helpers_on_the_demo_config():
     for path in rw.train_benchmarks(study):
         assert parse_path(rw.template(study, "benchmarks/train/{group}/{task}/{variant}/seed{seed}.tsv"), path)
     assert rw.average_tasks(study) == ["deraining"]
+
+
+def test_training_logs_are_normalised_and_missing_ones_skipped(tmp_path):
+    from mprnet.report.loaders import read_training_logs
+
+    path = tmp_path / "runs" / "main" / "deraining" / "full" / "seed0" / "metrics.csv"
+    path.parent.mkdir(parents=True)
+    pd.DataFrame({"step": [1, 2], "train_loss": [0.5, 0.4], "val_psnr": [np.nan, 20.0]}).to_csv(path, index=False)
+    missing = tmp_path / "runs" / "main" / "deblurring" / "full" / "seed0" / "metrics.csv"
+    template = "runs/{group}/{task}/{variant}/seed{seed}/metrics.csv"
+    with pytest.warns(UserWarning, match="no training log"):
+        logs = read_training_logs([path, missing], template, missing_ok=True)
+    assert list(logs["iteration"]) == [1, 2] and list(logs["loss"]) == [0.5, 0.4]
+    assert set(logs["method"]) == {"full"} and set(logs["seed"]) == {0}  # `variant` field read as the method
+    with pytest.raises(DataError, match="no such"):
+        read_training_logs([missing], template)

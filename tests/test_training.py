@@ -240,6 +240,17 @@ def test_sigusr1_is_caught_and_the_previous_handler_restored():
     assert signal.getsignal(signal.SIGUSR1) == before
 
 
+def test_bf16_autocast_and_channels_last_switches_train_on_cpu(pairs_dir, tmp_path):
+    import pandas as pd
+
+    train(tiny_config(pairs_dir, length=2, train={"amp": "bf16", "channels_last": True}), tmp_path / "run")
+    assert np.isfinite(pd.read_csv(tmp_path / "run" / "metrics.csv")["loss"]).all()
+    weights = final_weights(tmp_path / "run")
+    assert all(v.dtype == torch.float32 for v in weights.values())  # master weights stay float32
+    with pytest.raises(ConfigError, match="fp16"):
+        train(tiny_config(pairs_dir, length=2, train={"amp": "fp16"}, runtime={"device": "cpu"}), tmp_path / "fp16")
+
+
 def _corrupt(path):
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])

@@ -186,7 +186,7 @@ def _figures(args) -> int:
         made["per_image_psnr"] = figures.per_image_distributions(main)
     else:
         made["per_image_psnr"] = figures._empty("No per-image scores given (--runs).")
-    logs = _listed(args, "training-logs", read_training_logs)
+    logs = _listed(args, "training-logs", lambda paths, template: read_training_logs(paths, template, missing_ok=True))
     made["training_curves"] = figures.training_curves(logs if logs is not None else pd.DataFrame())
     stages = _listed(args, "stage-scores", _read_stage_scores)
     if stages is not None:

@@ -21,6 +21,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from ..atomic import atomic_path  # noqa: E402
 from .tables import AVERAGE, NOT_TRAINED, method_label, order_datasets, seed_means, variant_label  # noqa: E402
@@ -83,7 +84,7 @@ def paper_vs_ours(summary: pd.DataFrame):
     set_style()
     data = seed_means(summary[summary["dataset"] != AVERAGE])
     data = data[data["method"].isin(MAIN_METHODS)]
-    tasks = list(dict.fromkeys(data["task"]))
+    tasks = _order_tasks(data["task"])
     if not tasks:
         return _empty("No main results to plot.")
     widths = [max(2, len(_task_datasets(data, t))) for t in tasks]
@@ -94,10 +95,11 @@ def paper_vs_ours(summary: pd.DataFrame):
         sub = data[data["task"] == task]
         datasets = _task_datasets(data, task)
         x = {d: i for i, d in enumerate(datasets)}
+        here = [m for m in present if m in set(sub["method"])]
         for row, metric in enumerate(("psnr", "ssim")):
             ax = axes[row, col]
-            offsets = np.linspace(-0.25, 0.25, len(present)) if len(present) > 1 else [0.0]
-            for off, method in zip(offsets, present):
+            offsets = np.linspace(-0.12 * len(here), 0.12 * len(here), len(here)) if len(here) > 1 else [0.0]
+            for off, method in zip(offsets, here):
                 m = sub[(sub["method"] == method) & sub["dataset"].isin(datasets)]
                 ax.scatter([x[d] + off for d in m["dataset"]], m[metric], s=55, marker=MARKERS[method],
                            color=method_colour(method), label=method_label(method), zorder=3,
@@ -117,9 +119,20 @@ def paper_vs_ours(summary: pd.DataFrame):
                 handles.append(h)
                 labels.append(l)
     fig.legend(handles, labels, loc="lower center", ncol=len(labels), frameon=False, bbox_to_anchor=(0.5, -0.02))
-    fig.suptitle("Paper vs. our reproduction (Δ = ours − paper)")
+    if "paper" in present:
+        fig.suptitle("Paper vs. our reproduction (numbers: Δ = ours − paper)")
+    else:
+        fig.suptitle("Our results per test set (the paper reports none for these test sets)")
     fig.tight_layout(rect=(0, 0.05, 1, 1))
     return fig
+
+
+TASK_ORDER = ("deraining", "deblurring", "denoising")  # the paper's order of tasks
+
+
+def _order_tasks(tasks) -> list[str]:
+    unique = list(dict.fromkeys(tasks))
+    return sorted(unique, key=lambda t: (TASK_ORDER.index(t) if t in TASK_ORDER else len(TASK_ORDER), unique.index(t)))
 
 
 def _task_datasets(data: pd.DataFrame, task: str) -> list[str]:
@@ -191,6 +204,7 @@ def ablation_bars(stats: pd.DataFrame, *, reference: str = "full", level: float 
             ax.set_yticks(y)
             ax.set_yticklabels([] if col else labels)
             ax.set_xlabel(f"Δ {metric.upper()}{' (' + unit + ')' if unit else ''} vs {reference}, {pct}% CI")
+            ax.xaxis.set_major_locator(MaxNLocator(nbins=5))
     fig.suptitle("Ablation: each variant against the full MPRNet (paired bootstrap over test images)")
     fig.tight_layout()
     return fig
@@ -213,6 +227,7 @@ def per_image_distributions(scores: pd.DataFrame, *, metric: str = "psnr", metho
     nrows = math.ceil(len(panels) / ncols)
     methods_all = _method_order(per_image["method"].unique())
     fig, axes = plt.subplots(nrows, ncols, figsize=(4.6 * ncols, 3.8 * nrows), squeeze=False)
+    joined = False
     for ax, ((task, dataset), g) in zip(axes.flat, panels):
         order = [m for m in methods_all if m in set(g["method"])]
         palette = {m: method_colour(m, methods_all) for m in order}
@@ -220,8 +235,18 @@ def per_image_distributions(scores: pd.DataFrame, *, metric: str = "psnr", metho
             warnings.simplefilter("ignore", matplotlib.MatplotlibDeprecationWarning)
             sns.boxplot(data=g, x="method", y=metric, hue="method", order=order, palette=palette, ax=ax,
                         showfliers=False, width=0.6, legend=False, boxprops={"alpha": 0.55})
-        sns.stripplot(data=g, x="method", y=metric, hue="method", order=order, palette=palette, ax=ax,
-                      size=3.5, jitter=0.2, alpha=0.8, legend=False, edgecolor="black", linewidth=0.3)
+        # Each image keeps one horizontal offset across methods, so the thin lines join the
+        # same image's scores: with few images the reader sees which ones a method helps.
+        wide = g.pivot_table(index="image", columns="method", values=metric).reindex(columns=order)
+        rng = np.random.default_rng(0)
+        offsets = rng.uniform(-0.18, 0.18, len(wide))
+        xs = np.arange(len(order))[None, :] + offsets[:, None]
+        if len(wide) <= 60:
+            joined = True
+            ax.plot(xs.T, wide.to_numpy().T, color="#777777", alpha=0.35, linewidth=0.7, zorder=2)
+        for j, m in enumerate(order):
+            ax.scatter(xs[:, j], wide[m], s=14 if len(wide) <= 200 else 4, color=palette[m], edgecolor="black",
+                       linewidth=0.3, alpha=0.85, zorder=3)
         n = g["image"].nunique()
         ax.set_title(f"{task}: {dataset} ({n} images)")
         ax.set_xlabel("")
@@ -230,7 +255,8 @@ def per_image_distributions(scores: pd.DataFrame, *, metric: str = "psnr", metho
         ax.set_xticklabels([_short_label(m) for m in order], rotation=25, ha="right")
     for ax in list(axes.flat)[len(panels):]:
         ax.axis("off")
-    fig.suptitle(f"Per-image {metric.upper()} (each dot one test image, mean over seeds)")
+    fig.suptitle(f"Per-image {metric.upper()} (each dot one test image, mean over seeds"
+                 + ("; lines join the same image)" if joined else ")"))
     fig.tight_layout()
     return fig
 
@@ -251,7 +277,11 @@ def _short_label(method: str) -> str:
 
 
 def training_curves(logs: pd.DataFrame):
-    """Loss (log scale) and validation PSNR against iteration; one row per task (and group), one line per run."""
+    """Loss and validation PSNR against iteration: one panel per (task, group, metric), one line per run.
+
+    The loss axis is logarithmic only when the loss spans more than a factor of 10, where a
+    linear axis would flatten everything after the first iterations.
+    """
     set_style()
     if logs.empty:
         return _empty("No training logs to plot.")
@@ -259,35 +289,38 @@ def training_curves(logs: pd.DataFrame):
     for key, default in (("task", "run"), ("method", "full"), ("seed", 0), ("group", "main")):
         if key not in frame.columns:
             frame[key] = default
-    panels = list(dict.fromkeys(zip(frame["task"], frame["group"])))
     metrics = [c for c in ("loss", "val_psnr") if c in frame.columns and frame[c].notna().any()]
     if not metrics:
         return _empty("Training logs have neither loss nor val_psnr values.")
-    fig, axes = plt.subplots(len(panels), len(metrics), figsize=(6.2 * len(metrics), 3.4 * len(panels)),
-                             squeeze=False)
+    panels = [(task, group, metric) for task, group in dict.fromkeys(zip(frame["task"], frame["group"]))
+              for metric in metrics if frame.loc[(frame["task"] == task) & (frame["group"] == group), metric].notna().any()]
+    ncols = 2 if len(panels) > 1 else 1
+    nrows = math.ceil(len(panels) / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(6.4 * ncols, 3.6 * nrows), squeeze=False)
     methods_all = _method_order(frame["method"].unique())
     styles = ["-", "--", ":", "-."]
-    for row, (task, group) in enumerate(panels):
+    for ax, (task, group, metric) in zip(axes.flat, panels):
         sub = frame[(frame["task"] == task) & (frame["group"] == group)]
         name = task if group == "main" else f"{task} ({group})"
-        for col, metric in enumerate(metrics):
-            ax = axes[row, col]
-            for (method, seed), run in sub.groupby(["method", "seed"], sort=False):
-                run = run[["iteration", metric]].dropna().sort_values("iteration")
-                if run.empty:
-                    continue
-                seeds = sorted(sub.loc[sub["method"] == method, "seed"].unique(), key=str)
-                ax.plot(run["iteration"], run[metric], color=method_colour(method, methods_all),
-                        linestyle=styles[seeds.index(seed) % len(styles)],
-                        marker="o" if len(run) < 15 else None, markersize=3,
-                        label=f"{_short_label(method)}, seed {seed}" if len(seeds) > 1 else _short_label(method))
-            if metric == "loss" and (sub[metric].dropna() > 0).all():
-                ax.set_yscale("log")
-            ax.set_xlabel("iteration")
-            ax.set_ylabel("training loss" if metric == "loss" else "validation PSNR (dB)")
-            ax.set_title(f"{name}: {'loss' if metric == 'loss' else 'validation PSNR'}")
-            if ax.get_legend_handles_labels()[0]:
-                ax.legend(fontsize=8, ncol=2 if sub["method"].nunique() > 2 else 1)
+        for (method, seed), run in sub.groupby(["method", "seed"], sort=False):
+            run = run[["iteration", metric]].dropna().sort_values("iteration")
+            if run.empty:
+                continue
+            seeds = sorted(sub.loc[sub["method"] == method, "seed"].unique(), key=str)
+            ax.plot(run["iteration"], run[metric], color=method_colour(method, methods_all),
+                    linestyle=styles[seeds.index(seed) % len(styles)],
+                    marker="o" if len(run) < 15 else None, markersize=3,
+                    label=f"{_short_label(method)}, seed {seed}" if len(seeds) > 1 else _short_label(method))
+        values = sub[metric].dropna()
+        if metric == "loss" and (values > 0).all() and values.max() > 10 * values.min():
+            ax.set_yscale("log")
+        ax.set_xlabel("iteration")
+        ax.set_ylabel("training loss" if metric == "loss" else "validation PSNR (dB)")
+        ax.set_title(f"{name}: {'training loss' if metric == 'loss' else 'validation PSNR'}")
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8, ncol=2 if sub["method"].nunique() > 2 else 1, framealpha=0.8)
+    for ax in list(axes.flat)[len(panels):]:
+        ax.axis("off")
     fig.tight_layout()
     return fig
 
@@ -304,7 +337,7 @@ def stage_progression(stage_scores: pd.DataFrame, summary: pd.DataFrame | None =
     frame = stage_scores[stage_scores["method"] == method] if "method" in stage_scores.columns else stage_scores
     if frame.empty:
         return _empty(f"No stage outputs of {method!r} to plot.")
-    tasks = list(dict.fromkeys(frame["task"]))
+    tasks = _order_tasks(frame["task"])
     fig, axes = plt.subplots(1, len(tasks), figsize=(4.4 * len(tasks), 3.8), squeeze=False)
     inputs = None
     if summary is not None:

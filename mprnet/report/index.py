@@ -27,7 +27,9 @@ OTHER_FILES = {
     "runs.csv": "One row per scored run (seed), with the path of its per-image score file.",
     "metrics.json": "The summary as nested JSON for `dvc metrics show`.",
     "provenance.json": "Git commit, package versions, devices and config hash.",
-    "report.html": "Self-contained Snakemake report with captions (`snakemake --report`).",
+    "tables/model_costs.csv": "Parameters and GFLOPs at 256×256 of every model of the study.",
+    "report.html": "Self-contained HTML report with a caption for every table and figure; written by "
+                   "`snakemake --configfile <config> --report results/<study>/report.html`.",
 }
 
 
@@ -36,9 +38,13 @@ ORDER = ("main_", "ablation", "cost", "paper_vs_ours", "per_image_psnr", "stage_
          "ablation_bars", "visual_", "ablation_visual_")
 
 
-def _rank(stem: str) -> tuple[int, str]:
+TASK_ORDER = ("deraining", "deblurring", "denoising")  # the paper's order
+
+
+def _rank(stem: str) -> tuple[int, int, str]:
     ranks = [i for i, p in enumerate(ORDER) if stem == p or (p.endswith("_") and stem.startswith(p))]
-    return (max(ranks) if ranks else len(ORDER), stem)
+    task = min((i for i, t in enumerate(TASK_ORDER) if f"_{t}" in stem), default=len(TASK_ORDER))
+    return (max(ranks) if ranks else len(ORDER), task, stem)
 
 
 def describe(stem: str) -> str:
@@ -54,7 +60,7 @@ def build_index(study: str, root: str | os.PathLike, *, provenance_md: str | Non
     lines = [f"# Results of the `{study}` study", "",
              "MPRNet (Zamir et al., \"Multi-Stage Progressive Image Restoration\", CVPR 2021) reproduced by "
              "the mprnet-study workflow. Every number below is generated; nothing is typed in.", ""]
-    files = [name for name in OTHER_FILES if (root / name).exists()]
+    files = [name for name in OTHER_FILES if (root / name).exists() or name == "report.html"]
     if files:
         lines += ["## Files", ""]
         lines += [f"- [`{name}`]({name}): {OTHER_FILES[name]}" for name in files]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import warnings
 from pathlib import Path
 from typing import Iterable
 
@@ -156,11 +157,18 @@ def _mean_or_nan(frame: pd.DataFrame, column: str) -> float:
     return float(pd.to_numeric(frame[column], errors="coerce").mean())
 
 
-def read_training_logs(paths: Iterable[str | os.PathLike], template: str) -> pd.DataFrame:
-    """Training-log CSVs with columns normalised to iteration, loss, lr, val_psnr (when present)."""
+def read_training_logs(paths: Iterable[str | os.PathLike], template: str, *, missing_ok: bool = False) -> pd.DataFrame:
+    """Training-log CSVs with columns normalised to iteration, loss, lr, val_psnr (when present).
+
+    With ``missing_ok`` a log that does not exist is skipped with a warning (a run trained
+    elsewhere may come with its weights only); the figure then shows the runs that have one.
+    """
     frames = []
     for path in paths:
         fields = parse_path(template, path)
+        if missing_ok and not Path(path).exists():
+            warnings.warn(f"{path}: no training log, its curve is left out", stacklevel=2)
+            continue
         frame = _read_csv(path, (), "training log")
         renamed = {}
         for canonical, aliases in TRAINING_LOG_ALIASES.items():
@@ -173,6 +181,8 @@ def read_training_logs(paths: Iterable[str | os.PathLike], template: str) -> pd.
             raise DataError(f"{path}: training log has no iteration/step column (has {', '.join(map(str, frame.columns))})")
         frames.append(_with_fields(frame, fields))
     if not frames:
+        if missing_ok:
+            return pd.DataFrame()
         raise DataError("no training logs given")
     return pd.concat(frames, ignore_index=True)
 

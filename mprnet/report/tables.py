@@ -93,8 +93,27 @@ class Table:
 def format_number(value: float, digits: int, *, signed: bool = False) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
+    value = round(float(value), digits) + 0.0  # no "−0.00": a value that rounds to zero has no sign
     text = f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
     return text.replace("-", "−")
+
+
+def format_count(value: float) -> str:
+    """Parameter counts readable at both scales: 20.13 M for the paper's models, 99.3 k for the demo's."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    if value >= 1e6:
+        return f"{value / 1e6:.2f} M"
+    if value >= 1e3:
+        return f"{value / 1e3:.1f} k"
+    return f"{int(value)}"
+
+
+def format_duration(seconds: float) -> str:
+    if seconds is None or (isinstance(seconds, float) and math.isnan(seconds)):
+        return "–"
+    total = int(round(seconds))
+    return f"{total // 3600}:{total % 3600 // 60:02d}:{total % 60:02d}"
 
 
 def format_mean_std(mean: float, std: float, digits: int) -> str:
@@ -413,8 +432,8 @@ def ablation_table(
             data[col] = np.nan
     pct = int(round(level * 100))
     header = [("PSNR (dB)", "mean ± std"), ("SSIM", "mean ± std"),
-              ("Δ PSNR vs full", f"[{pct}% CI]"), ("Δ SSIM vs full", f"[{pct}% CI]"),
-              ("Params", "(M)"), ("GFLOPs", "256×256"), ("Time", "(s/image)")]
+              (f"Δ PSNR vs {reference}", f"[{pct}% CI]"), (f"Δ SSIM vs {reference}", f"[{pct}% CI]"),
+              ("Params", ""), ("GFLOPs", "256×256"), ("Time", "(s/image)")]
     multi = data["dataset"].nunique() > 1 or data["task"].nunique() > 1
     rows, rules = [], set()
     previous = None
@@ -431,13 +450,13 @@ def ablation_table(
             format_mean_std(r["ssim_mean"], r["ssim_std"], 4),
             "(reference)" if r["method"] == reference else format_ci(r["dpsnr"], r["dpsnr_low"], r["dpsnr_high"], 2),
             "(reference)" if r["method"] == reference else format_ci(r["dssim"], r["dssim_low"], r["dssim_high"], 4),
-            format_number(r["params"] / 1e6, 2),
-            format_number(r["gflops"], 1),
+            format_count(r["params"]),
+            format_number(r["gflops"], 2 if r["gflops"] < 10 else 1),
             format_number(r["seconds_per_image"], 3),
         ]))
     seeds = sorted(set(int(n) for n in data["n_seeds"]))
     notes = [
-        f"Mean ± std over seeds ({'/'.join(map(str, seeds))} per variant); Δ is the mean per-image difference variant − full "
+        f"Mean ± std over seeds ({'/'.join(map(str, seeds))} per variant); Δ is the mean per-image difference variant − {reference} "
         f"with a paired bootstrap {pct}% CI over test images ({n_resamples:,} resamples, seeded).",
         "GFLOPs: one forward pass on a 1×3×256×256 input counted by torch.utils.flop_counter (2 FLOPs per multiply-add). "
         "Time: restore job wall time / images, including model loading and image I/O.",
@@ -475,14 +494,15 @@ def cost_table(benchmarks: pd.DataFrame, *, device: str = "", name: str = "cost"
     data["cpu_hours"] = data["cpu_seconds"] / 3600.0
     data["max_rss_gb"] = data["max_rss_mb"] / 1024.0
     hours_label = f"{device}-hours" if device else "Hours"
-    header = [("", hours_label), ("", "CPU-hours"), ("", "Peak RSS (GB)")]
+    header = [("", "Wall time"), ("", hours_label), ("", "CPU-hours"), ("", "Peak RSS (GB)")]
     rows = []
     for _, r in data.iterrows():
         label = " / ".join(str(r[k]) if k != "seed" else f"seed {r[k]}" for k in keys) or "run"
-        rows.append((label, [format_number(r["hours"], 3), format_number(r["cpu_hours"], 3),
-                             format_number(r["max_rss_gb"], 2)]))
+        rows.append((label, [format_duration(r["seconds"]), format_number(r["hours"], 3),
+                             format_number(r["cpu_hours"], 3), format_number(r["max_rss_gb"], 2)]))
     total = {"hours": data["hours"].sum(), "cpu_hours": data["cpu_hours"].sum(min_count=1)}
-    rows.append(("Total", [format_number(total["hours"], 3), format_number(total["cpu_hours"], 3), "–"]))
+    rows.append(("Total", [format_duration(data["seconds"].sum()), format_number(total["hours"], 3),
+                           format_number(total["cpu_hours"], 3), "–"]))
     data_out = data[[*keys, "seconds", "hours", "cpu_hours", "max_rss_gb"]]
     notes = ["Wall-clock hours of each training job from its Snakemake benchmark file; "
              "for a job retried after preemption only the final attempt is recorded."]

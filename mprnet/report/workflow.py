@@ -46,6 +46,11 @@ def training_logs(study) -> list[str]:
     return [f"{_results(study)}/runs/{run.key}/metrics.csv" for run in study.runs]
 
 
+def trained_models(study) -> list[str]:
+    """``model_final.pt`` of every run: the declared output that stands for its training curves."""
+    return [f"{_results(study)}/runs/{run.key}/model_final.pt" for run in study.runs]
+
+
 def train_benchmarks(study) -> list[str]:
     return [f"{_results(study)}/benchmarks/train/{run.key}.tsv" for run in study.runs]
 

@@ -1,5 +1,5 @@
 # Report rules (issue 7): tables, figures, provenance and the results index, each a thin call of
-# one `mprnet` command; the helpers they use live in mprnet/report/workflow.py. Everything
+# one `mprnet` command (run as `python -m mprnet.cli` like the other rules); the helpers they use live in mprnet/report/workflow.py. Everything
 # flagged report() lands in the HTML report, with its caption from workflow/report/:
 #
 #   snakemake --configfile config/demo.yaml --report results/demo/report.html
@@ -25,11 +25,13 @@ rule score_stages:
         "results/{study}/stage_scores/{source}/{dataset}.csv",
     log:
         "results/{study}/logs/score_stages/{source}/{dataset}.log",
+    conda:
+        MPRNET_ENV
     params:
         protocol=get_protocol,
         target=get_test_target_dir,
     shell:
-        "mprnet score-stages --protocol {params.protocol} --output {input.pred:q}"
+        "python -m mprnet.cli score-stages --protocol {params.protocol} --output {input.pred:q}"
         " --target {params.target:q} --out {output:q} > {log:q} 2>&1"
 
 
@@ -39,10 +41,12 @@ rule model_costs:
     log:
         "results/{study}/logs/report/model_costs.log",
     localrule: True
+    conda:
+        MPRNET_ENV
     params:
         spec=lambda wildcards: rw.model_spec(STUDY),
     shell:
-        "mprnet model-costs --spec {params.spec:q} --out {output:q} > {log:q} 2>&1"
+        "python -m mprnet.cli model-costs --spec {params.spec:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule report_main_table:
@@ -60,10 +64,12 @@ rule report_main_table:
     log:
         "results/{study}/logs/report/main_{task}.log",
     localrule: True
+    conda:
+        MPRNET_ENV
     params:
         average=lambda wildcards: " ".join(rw.average_tasks(STUDY)),
     shell:
-        "mprnet report-tables --what main --tasks {wildcards.task}"
+        "python -m mprnet.cli report-tables --what main --tasks {wildcards.task}"
         " --average-tasks {params.average} --summary {input.summary:q}"
         " --out $(dirname {output.md:q}) > {log:q} 2>&1"
 
@@ -87,6 +93,8 @@ rule report_ablation_table:
     log:
         "results/{study}/logs/report/ablation.log",
     localrule: True
+    conda:
+        MPRNET_ENV
     params:
         reference=lambda wildcards: rw.reference(STUDY),
         template=lambda wildcards: rw.template(
@@ -96,7 +104,7 @@ rule report_ablation_table:
         resamples=REPORT.get("bootstrap_resamples", 10000),
         seed=REPORT.get("bootstrap_seed", 0),
     shell:
-        "mprnet report-tables --what ablation --summary {input.summary:q} --runs {input.runs:q}"
+        "python -m mprnet.cli report-tables --what ablation --summary {input.summary:q} --runs {input.runs:q}"
         " --model-costs {input.costs:q} --reference {params.reference:q}"
         " --restore-benchmarks {input.benchmarks:q}"
         " --restore-benchmarks-template {params.template:q}"
@@ -120,13 +128,15 @@ rule report_cost_table:
     log:
         "results/{study}/logs/report/cost.log",
     localrule: True
+    conda:
+        MPRNET_ENV
     params:
         template=lambda wildcards: rw.template(
             STUDY, "benchmarks/train/{group}/{task}/{variant}/seed{seed}.tsv"
         ),
         device=REPORT.get("device", ""),
     shell:
-        "mprnet report-tables --what cost --summary {input.summary:q}"
+        "python -m mprnet.cli report-tables --what cost --summary {input.summary:q}"
         " --train-benchmarks {input.benchmarks:q}"
         " --train-benchmarks-template {params.template:q}"
         " --device={params.device:q} --out $(dirname {output.md:q}) > {log:q} 2>&1"
@@ -137,7 +147,9 @@ rule report_figures:
         summary="results/{study}/summary.csv",
         runs="results/{study}/runs.csv",
         scores=get_all_scores,
-        logs=lambda wildcards: rw.training_logs(STUDY),
+        # metrics.csv is no declared output of `train` (it must survive retries); the finished
+        # model stands for it, and the curves are read from beside it.
+        models=lambda wildcards: rw.trained_models(STUDY),
         stages=lambda wildcards: rw.stage_score_files(STUDY),
     output:
         paper_vs_ours=report(
@@ -172,8 +184,11 @@ rule report_figures:
     log:
         "results/{study}/logs/report/figures.log",
     localrule: True
+    conda:
+        MPRNET_ENV
     params:
         reference=lambda wildcards: rw.reference(STUDY),
+        logs=lambda wildcards: rw.quote_all(rw.training_logs(STUDY)),
         logs_template=lambda wildcards: rw.template(
             STUDY, "runs/{group}/{task}/{variant}/seed{seed}/metrics.csv"
         ),
@@ -186,9 +201,9 @@ rule report_figures:
         resamples=REPORT.get("bootstrap_resamples", 10000),
         seed=REPORT.get("bootstrap_seed", 0),
     shell:
-        "mprnet report-figures --summary {input.summary:q} --runs {input.runs:q}"
+        "python -m mprnet.cli report-figures --summary {input.summary:q} --runs {input.runs:q}"
         " --reference {params.reference:q}"
-        " --training-logs {input.logs:q} --training-logs-template {params.logs_template:q}"
+        " --training-logs {params.logs} --training-logs-template {params.logs_template:q}"
         " {params.stages} --stage-scores-template {params.stages_template:q}"
         " --n-resamples {params.resamples} --bootstrap-seed {params.seed}"
         " --out $(dirname {output.paper_vs_ours:q}) > {log:q} 2>&1"
@@ -211,6 +226,8 @@ rule report_visual:
     log:
         "results/{study}/logs/report/visual_{task}_{dataset}.log",
     localrule: True
+    conda:
+        MPRNET_ENV
     params:
         methods=lambda wildcards: rw.visual_args(
             STUDY, "main", wildcards.task, wildcards.dataset
@@ -219,7 +236,7 @@ rule report_visual:
         target=get_test_target_dir,
         n=REPORT.get("visual_images", 3),
     shell:
-        "mprnet report-visual --input {params.input_dir:q} --target {params.target:q}"
+        "python -m mprnet.cli report-visual --input {params.input_dir:q} --target {params.target:q}"
         " {params.methods} --input-scores {input.input_scores:q} --n-images {params.n}"
         " --title '{wildcards.task}: {wildcards.dataset}'"
         " --out {output.png:q} > {log:q} 2>&1"
@@ -242,6 +259,8 @@ rule report_ablation_visual:
     log:
         "results/{study}/logs/report/ablation_visual_{task}_{dataset}.log",
     localrule: True
+    conda:
+        MPRNET_ENV
     params:
         methods=lambda wildcards: rw.visual_args(
             STUDY, "ablation", wildcards.task, wildcards.dataset
@@ -250,7 +269,7 @@ rule report_ablation_visual:
         target=get_test_target_dir,
         n=REPORT.get("visual_images", 3),
     shell:
-        "mprnet report-visual --input {params.input_dir:q} --target {params.target:q}"
+        "python -m mprnet.cli report-visual --input {params.input_dir:q} --target {params.target:q}"
         " {params.methods} --input-scores {input.input_scores:q} --n-images {params.n}"
         " --title 'Ablation ({wildcards.task}): {wildcards.dataset}'"
         " --out {output.png:q} > {log:q} 2>&1"
@@ -270,10 +289,12 @@ rule provenance:
     log:
         "results/{study}/logs/report/provenance.log",
     localrule: True
+    conda:
+        MPRNET_ENV
     params:
         config=lambda wildcards: json.dumps(STUDY.section, sort_keys=True),
     shell:
-        "mprnet provenance --config-json {params.config:q} --out {output.json:q}"
+        "python -m mprnet.cli provenance --config-json {params.config:q} --out {output.json:q}"
         " --markdown {output.md:q} --html {output.html:q} > {log:q} 2>&1"
 
 
@@ -285,8 +306,10 @@ rule report_index:
     log:
         "results/{study}/logs/report/index.log",
     localrule: True
+    conda:
+        MPRNET_ENV
     params:
         provenance="results/{study}/provenance.json",
     shell:
-        "mprnet report-index --study {wildcards.study} --root $(dirname {output:q})"
+        "python -m mprnet.cli report-index --study {wildcards.study} --root $(dirname {output:q})"
         " --provenance {params.provenance:q} --out {output:q} > {log:q} 2>&1"

@@ -19,6 +19,8 @@ rule run_config:
 # output: Snakemake deletes declared outputs before every attempt, and checkpoint.pt and the
 # training curves (metrics.csv, dvclive/) beside it must survive until the retry resumes.
 # Rules that read the curves take model_final.pt as input and read metrics.csv next to it.
+# Snakemake empties a job's log before each attempt; train.log beside the checkpoint keeps the
+# output of every attempt (e.g. the SIGTERM that made the trainer exit 75, "resume me").
 rule train:
     input:
         config="results/{study}/runs/{group}/{task}/{variant}/seed{seed}/run.yaml",
@@ -35,4 +37,4 @@ rule train:
         run_dir=get_run_dir,
     shell:
         "python -m mprnet.cli train --config {input.config:q} --out {params.run_dir:q} --resume"
-        " >> {log:q} 2>&1"
+        " 2>&1 | tee -a {params.run_dir:q}/train.log > {log:q}"
