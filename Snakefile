@@ -1,8 +1,10 @@
 """MPRNet reproduction study: fetch -> prepare -> train -> restore -> score -> aggregate.
 
     snakemake -n all                                         # plan the paper study
-    snakemake --cores 2 --configfile config/demo.yaml all    # run the demo study on a CPU
-    snakemake --profile profiles/slurm all                   # run on a Slurm cluster
+    snakemake all --cores 2 --configfile config/demo.yaml    # run the demo study on a CPU
+    snakemake all --profile profiles/slurm                   # run on a Slurm cluster
+
+(`--configfile` takes every argument after it as a file, so the target goes before it.)
 
 See docs/workflow.md.
 """
@@ -20,6 +22,7 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/restore.smk"
 include: "workflow/rules/score.smk"
+include: "workflow/rules/report.smk"
 
 
 rule all:

@@ -19,7 +19,6 @@ COMMAND_MODULES = (
     "mprnet.training.cli",
     "mprnet.study.cli",
     "mprnet.report.cli",
-    "mprnet.demo",
 )
 
 

@@ -13,7 +13,7 @@ and once after each epoch. Run under torch 2.13 this gives, for epoch ``e`` (1-b
 This is the textbook cosine ``min + (lr - min)(1 + cos(pi k / T_max)) / 2`` up to a factor
 ``2 / (1 + cos(pi / T_max))`` (at most 4e-8 in absolute lr for the official settings), and it
 equals the schedule the authors actually ran (``tests/fixtures/lr_schedule.json``) to < 1e-12.
-The same formula is used when the unit is iterations instead of epochs (``IterationSchedule``).
+The same formula counts iterations instead of epochs for iteration budgets (``iteration_lr``).
 """
 
 from __future__ import annotations

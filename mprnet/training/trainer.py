@@ -316,7 +316,7 @@ def _train(cfg: dict, out: Path, resume: bool, dist: Dist, stop: _StopFlag) -> P
     from ..losses import StageLoss
     from .dataset import BatchKeys, TrainCrops, ValCrops, iterations_per_epoch, scan_pairs, total_iterations
     from .mixup import mixup
-    from .schedule import WarmupCosine
+    from .schedule import WarmupCosine, epoch_lr, iteration_lr
 
     rt, data_cfg, tr = cfg["runtime"], cfg["data"], cfg["train"]
     device = _pick_device(rt["device"], dist.local_rank)
@@ -357,7 +357,7 @@ def _train(cfg: dict, out: Path, resume: bool, dist: Dist, stop: _StopFlag) -> P
     schedule = WarmupCosine(cfg["optim"]["lr"], cfg["optim"]["min_lr"], sched_cfg["warmup"], sched_cfg["t_max"])
 
     def lr_for(it: int) -> float:
-        return schedule(it // per_epoch + 1) if sched_cfg["unit"] == "epoch" else schedule(it + 1)
+        return epoch_lr(schedule, it, per_epoch) if sched_cfg["unit"] == "epoch" else iteration_lr(schedule, it)
 
     model = build_training_model(cfg)
     if cfg["model"]["init_weights"] and state is None:

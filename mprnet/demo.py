@@ -1,5 +1,0 @@
-"""Sub-commands of this area; filled in by its issue."""
-
-
-def register(subparsers) -> None:
-    pass
