@@ -54,6 +54,27 @@ def read_rgb(path: str | os.PathLike) -> np.ndarray:
     return array
 
 
+def read_float_rgb(path: str | os.PathLike) -> np.ndarray:
+    """Read an unquantised prediction saved as ``.npy`` (H×W×3 float in [0, 1]) as float32.
+
+    Out-of-range values are refused, not clamped: the official test scripts clamp before saving,
+    so values outside [0, 1] mean the file did not come from a restore step.
+    """
+    path = Path(path)
+    try:
+        array = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as exc:
+        raise DataError(f"{path}: unreadable .npy file ({exc})") from None
+    if array.ndim != 3 or array.shape[2] != 3 or array.dtype.kind != "f":
+        raise DataError(f"{path}: expected an H×W×3 float array, got {array.dtype} {array.shape}")
+    if not np.isfinite(array).all():
+        raise DataError(f"{path}: contains NaN or infinite values")
+    low, high = float(array.min()), float(array.max())
+    if low < 0.0 or high > 1.0:
+        raise DataError(f"{path}: values outside [0, 1] ({low:.4g}..{high:.4g}); clamp outputs as the test scripts do")
+    return array.astype(np.float32, copy=False)
+
+
 def write_png(path: str | os.PathLike, image: np.ndarray) -> None:
     """Write an H×W×3 uint8 array as PNG, atomically."""
     from PIL import Image

@@ -25,7 +25,7 @@ import numpy as np
 
 from ..atomic import atomic_path
 from ..errors import DataError
-from ..images import list_images, read_rgb
+from ..images import list_images, read_float_rgb, read_rgb
 
 BOXES_PER_IMAGE = 20
 DND_IMAGES = 50
@@ -50,19 +50,7 @@ def _crop_files(input_dir: Path) -> tuple[list[Path], bool]:
 
 
 def _read_crop(path: Path, is_float: bool) -> np.ndarray:
-    if is_float:
-        try:
-            crop = np.load(path, allow_pickle=False)
-        except (OSError, ValueError, EOFError) as exc:
-            raise DataError(f"{path}: unreadable .npy file ({exc})") from None
-        if crop.ndim != 3 or crop.shape[2] != 3 or crop.dtype.kind != "f":
-            raise DataError(f"{path}: expected an H×W×3 float array, got {crop.dtype} {crop.shape}")
-        if not np.isfinite(crop).all():
-            raise DataError(f"{path}: contains NaN or infinite values")
-        if crop.min() < 0.0 or crop.max() > 1.0:
-            raise DataError(f"{path}: values outside [0, 1]; clamp the outputs as test_DND.py does")
-        return crop.astype(np.float32)
-    return read_rgb(path).astype(np.float32) / np.float32(255.0)
+    return read_float_rgb(path) if is_float else read_rgb(path).astype(np.float32) / np.float32(255.0)
 
 
 def collect_crops(input_dir: str | os.PathLike) -> dict[int, dict[int, Path]]:

@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError
-from ..images import list_images, pair_by_stem, read_rgb
+from ..images import list_images, pair_by_stem, read_float_rgb, read_rgb
 from .protocols import PROTOCOLS
 
 FLOAT_SUBDIR = "float"
@@ -66,21 +66,6 @@ def _read_image(path: Path) -> tuple[np.ndarray, bool]:
     return read_rgb(path), gray
 
 
-def _read_float(path: Path) -> np.ndarray:
-    try:
-        array = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, EOFError) as exc:
-        raise DataError(f"{path}: unreadable .npy file ({exc})") from None
-    if array.ndim != 3 or array.shape[2] != 3 or array.dtype.kind != "f":
-        raise DataError(f"{path}: expected an H×W×3 float array, got {array.dtype} {array.shape}")
-    if not np.isfinite(array).all():
-        raise DataError(f"{path}: contains NaN or infinite values")
-    low, high = float(array.min()), float(array.max())
-    if low < 0.0 or high > 1.0:
-        raise DataError(f"{path}: values outside [0, 1] ({low:.4g}..{high:.4g}); clamp outputs as the test scripts do")
-    return array.astype(np.float32, copy=False)  # MATLAB's Idenoised is single
-
-
 def _pair_float(pred_dir: Path, target_dir: Path) -> list[tuple[str, Path, Path]]:
     float_dir = pred_dir / FLOAT_SUBDIR
     preds = {p.stem: p for p in sorted(float_dir.glob("*.npy")) if not p.name.startswith(".")}
@@ -109,7 +94,7 @@ def _load(protocol: str, stem: str, pred_path: Path, target_path: Path) -> _Pair
     pair = _Pair(stem, pred_path, target_path)
     target, target_gray = _read_image(target_path)
     if pred_path.suffix == ".npy":
-        pred, pred_gray = _read_float(pred_path), False
+        pred, pred_gray = read_float_rgb(pred_path), False
     else:
         pred, pred_gray = _read_image(pred_path)
     both = f"{pred_path} and {target_path}"

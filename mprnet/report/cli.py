@@ -201,11 +201,11 @@ def _figures(args) -> int:
 
 
 def _read_stage_scores(paths, template):
-    from .loaders import _read_csv, _with_fields, parse_path
+    from .loaders import _with_fields, parse_path, read_csv_checked
 
     import pandas as pd
 
-    frames = [_with_fields(_read_csv(p, ("image", "stage", "psnr"), "stage score"), parse_path(template, p)) for p in paths]
+    frames = [_with_fields(read_csv_checked(p, ("image", "stage", "psnr"), "stage score"), parse_path(template, p)) for p in paths]
     frame = pd.concat(frames, ignore_index=True)
     if "method" not in frame.columns:
         frame["method"] = "full"

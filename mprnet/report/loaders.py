@@ -15,6 +15,7 @@ from typing import Iterable
 
 import pandas as pd
 
+from ..csv_files import read_csv_checked
 from ..errors import DataError
 
 SUMMARY_COLUMNS = ("task", "dataset", "method", "psnr", "ssim", "n_images")
@@ -85,22 +86,9 @@ def _maybe_int(value: str):
         return value
 
 
-def _read_csv(path: str | os.PathLike, required: Iterable[str], what: str) -> pd.DataFrame:
-    try:
-        frame = pd.read_csv(path)
-    except FileNotFoundError:
-        raise DataError(f"{path}: no such {what} file") from None
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path}: unreadable {what} CSV ({exc})") from None
-    missing = [c for c in required if c not in frame.columns]
-    if missing:
-        raise DataError(f"{path}: {what} file lacks column(s) {', '.join(missing)} (has {', '.join(map(str, frame.columns))})")
-    return frame
-
-
 def read_summary(path: str | os.PathLike) -> pd.DataFrame:
     """``summary.csv``: one row per (task, dataset, method[, seed]); see the report issue."""
-    frame = _read_csv(path, SUMMARY_COLUMNS, "summary")
+    frame = read_csv_checked(path, SUMMARY_COLUMNS, "summary")
     for col in ("task", "dataset", "method"):
         frame[col] = frame[col].astype(str)
     return frame
@@ -111,7 +99,7 @@ def read_scores(paths: Iterable[str | os.PathLike], template: str) -> pd.DataFra
     frames = []
     for path in paths:
         fields = parse_path(template, path)
-        frame = _read_csv(path, SCORE_COLUMNS, "per-image score")
+        frame = read_csv_checked(path, SCORE_COLUMNS, "per-image score")
         frame["image"] = frame["image"].astype(str)
         frames.append(_with_fields(frame, fields))
     if not frames:
@@ -169,7 +157,7 @@ def read_training_logs(paths: Iterable[str | os.PathLike], template: str, *, mis
         if missing_ok and not Path(path).exists():
             warnings.warn(f"{path}: no training log, its curve is left out", stacklevel=2)
             continue
-        frame = _read_csv(path, (), "training log")
+        frame = read_csv_checked(path, (), "training log")
         renamed = {}
         for canonical, aliases in TRAINING_LOG_ALIASES.items():
             for alias in aliases:
@@ -192,7 +180,7 @@ RUNS_COLUMNS = ("task", "dataset", "method", "group", "seed", "scores")
 
 def read_runs(path: str | os.PathLike, root: str | os.PathLike = ".") -> pd.DataFrame:
     """``runs.csv`` of the aggregation (one row per scored run, ``scores`` = per-image CSV path)."""
-    frame = _read_csv(path, RUNS_COLUMNS, "runs")
+    frame = read_csv_checked(path, RUNS_COLUMNS, "runs")
     for col in ("task", "dataset", "method", "group"):
         frame[col] = frame[col].astype(str)
     frame["scores_path"] = [str(Path(root, p)) for p in frame["scores"]]
@@ -203,7 +191,7 @@ def read_run_scores(runs: pd.DataFrame) -> pd.DataFrame:
     """Every per-image score file listed in ``runs`` stacked with its run's identity columns."""
     frames = []
     for run in runs.itertuples(index=False):
-        frame = _read_csv(run.scores_path, SCORE_COLUMNS, "per-image score")[list(SCORE_COLUMNS)].copy()
+        frame = read_csv_checked(run.scores_path, SCORE_COLUMNS, "per-image score")[list(SCORE_COLUMNS)].copy()
         frame["image"] = frame["image"].astype(str)
         for col in ("task", "dataset", "method", "group", "seed"):
             frame[col] = getattr(run, col)

@@ -22,6 +22,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from ..csv_files import read_csv_checked
 from ..errors import ConfigError, DataError
 
 SUMMARY_COLUMNS = ["task", "dataset", "method", "psnr", "ssim", "n_images", "group", "n_seeds",
@@ -32,18 +33,7 @@ AVERAGE = "Average"
 
 def read_scores(path: str | Path):
     """A per-image score CSV (columns image, psnr, ssim) as a DataFrame; clear error if unusable."""
-    import pandas as pd
-
-    path = Path(path)
-    try:
-        frame = pd.read_csv(path)
-    except FileNotFoundError:
-        raise DataError(f"{path}: score file missing") from None
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path}: not a readable score CSV ({exc})") from None
-    missing = {"image", "psnr", "ssim"} - set(frame.columns)
-    if missing:
-        raise DataError(f"{path}: missing columns {sorted(missing)}")
+    frame = read_csv_checked(path, ("image", "psnr", "ssim"), "per-image score")
     if frame.empty:
         raise DataError(f"{path}: no images scored")
     return frame
