@@ -44,7 +44,7 @@ rule model_costs:
     conda:
         MPRNET_ENV
     params:
-        spec=lambda wildcards: rw.model_spec(STUDY),
+        spec=rw.model_spec(STUDY),
     shell:
         "python -m mprnet.cli model-costs --spec {params.spec:q} --out {output:q} > {log:q} 2>&1"
 
@@ -67,7 +67,7 @@ rule report_main_table:
     conda:
         MPRNET_ENV
     params:
-        average=lambda wildcards: " ".join(rw.average_tasks(STUDY)),
+        average=" ".join(rw.average_tasks(STUDY)),
     shell:
         "python -m mprnet.cli report-tables --what main --tasks {wildcards.task}"
         " --average-tasks {params.average} --summary {input.summary:q}"
@@ -80,7 +80,7 @@ rule report_ablation_table:
         runs="results/{study}/runs.csv",
         scores=get_all_scores,
         costs="results/{study}/tables/model_costs.csv",
-        benchmarks=lambda wildcards: rw.ablation_restore_benchmarks(STUDY),
+        benchmarks=rw.ablation_restore_benchmarks(STUDY),
     output:
         md="results/{study}/tables/ablation.md",
         tex="results/{study}/tables/ablation.tex",
@@ -96,7 +96,7 @@ rule report_ablation_table:
     conda:
         MPRNET_ENV
     params:
-        reference=lambda wildcards: rw.reference(STUDY),
+        reference=rw.reference(STUDY),
         template=lambda wildcards: rw.template(
             STUDY,
             "benchmarks/restore/{group}/{task}/{variant}/seed{seed}/{dataset}.tsv",
@@ -115,7 +115,7 @@ rule report_ablation_table:
 rule report_cost_table:
     input:
         summary="results/{study}/summary.csv",
-        benchmarks=lambda wildcards: rw.train_benchmarks(STUDY),
+        benchmarks=rw.train_benchmarks(STUDY),
     output:
         md="results/{study}/tables/cost.md",
         tex="results/{study}/tables/cost.tex",
@@ -149,8 +149,8 @@ rule report_figures:
         scores=get_all_scores,
         # metrics.csv is no declared output of `train` (it must survive retries); the finished
         # model stands for it, and the curves are read from beside it.
-        models=lambda wildcards: rw.trained_models(STUDY),
-        stages=lambda wildcards: rw.stage_score_files(STUDY),
+        models=rw.trained_models(STUDY),
+        stages=rw.stage_score_files(STUDY),
     output:
         paper_vs_ours=report(
             "results/{study}/figures/paper_vs_ours.png",
@@ -187,16 +187,19 @@ rule report_figures:
     conda:
         MPRNET_ENV
     params:
-        reference=lambda wildcards: rw.reference(STUDY),
-        logs=lambda wildcards: rw.quote_all(rw.training_logs(STUDY)),
+        reference=rw.reference(STUDY),
+        logs=rw.quote_all(rw.training_logs(STUDY)),
         logs_template=lambda wildcards: rw.template(
             STUDY, "runs/{group}/{task}/{variant}/seed{seed}/metrics.csv"
         ),
         stages_template=lambda wildcards: rw.template(
-            STUDY, "stage_scores/{group}/{task}/{variant}/seed{seed}/{dataset}.csv"
+            STUDY,
+            "stage_scores/{group}/{task}/{variant}/seed{seed}/{dataset}.csv",
         ),
-        stages=lambda wildcards, input: (
-            f"--stage-scores {rw.quote_all(input.stages)}" if input.stages else ""
+        stages=(
+            f"--stage-scores {rw.quote_all(rw.stage_score_files(STUDY))}"
+            if rw.stage_score_files(STUDY)
+            else ""
         ),
         resamples=REPORT.get("bootstrap_resamples", 10000),
         seed=REPORT.get("bootstrap_seed", 0),
@@ -292,7 +295,7 @@ rule provenance:
     conda:
         MPRNET_ENV
     params:
-        config=lambda wildcards: json.dumps(STUDY.section, sort_keys=True),
+        config=json.dumps(STUDY.section, sort_keys=True),
     shell:
         "python -m mprnet.cli provenance --config-json {params.config:q} --out {output.json:q}"
         " --markdown {output.md:q} --html {output.html:q} > {log:q} 2>&1"
@@ -300,7 +303,7 @@ rule provenance:
 
 rule report_index:
     input:
-        lambda wildcards: rw.index_inputs(STUDY),
+        rw.index_inputs(STUDY),
     output:
         "results/{study}/README.md",
     log:
