@@ -12,14 +12,7 @@ from mprnet.images import read_rgb, to_uint8, write_png
 from train_worker import TINY_MODEL, smooth_image, tiny_config
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Tiny models gain nothing from threads; on a loaded 2-core machine two spin-waiting OpenMP
-    # threads are many times slower than one.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _psnr(a: np.ndarray, b: np.ndarray) -> float:

@@ -18,14 +18,7 @@ from mprnet.training.trainer import TrainingDiverged, train
 from train_worker import final_weights, make_pairs, tiny_config
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Tiny models gain nothing from threads, and on a loaded 2-core machine OpenMP spin-waiting
-    # makes two threads up to 50x slower than one.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
