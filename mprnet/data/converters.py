@@ -128,6 +128,19 @@ def convert_paired_folders(ctx: PrepareContext, split: str, spec: dict, out: Pat
     copy_pairs(pair_folders(*dirs, spec.get("pair_by", "stem")), out, progress=ctx.progress, label=f"{ctx.name}/{split}")
 
 
+def _partners(images: list[Path], partner_dir: Path, stem) -> tuple[list[Pair], list[Path]]:
+    """Pair each image with the file of the same name in ``partner_dir``; also return the images
+    that have none. ``stem(image)`` names the pair."""
+    pairs, lost = [], []
+    for image in images:
+        partner = partner_dir / image.name
+        if partner.is_file():
+            pairs.append((stem(image), image, partner))
+        else:
+            lost.append(image)
+    return pairs, lost
+
+
 def gopro_sequence_pairs(roots: list[Path], split: str, blur_folder: str = "blur") -> list[Pair]:
     """GOPRO_Large: ``<split>/<sequence>/{blur,sharp}/<frame>.png`` -> stem ``<sequence>-<frame>``."""
     blur_dirs = find_paths(roots, blur_folder, dirs=True)
@@ -145,12 +158,9 @@ def gopro_sequence_pairs(roots: list[Path], split: str, blur_folder: str = "blur
         if not sharp.is_dir():
             missing.append(f"{blur.parent}: no sharp/ folder")
             continue
-        for frame in list_images(blur):
-            partner = sharp / frame.name
-            if not partner.is_file():
-                missing.append(f"{frame}: no sharp frame {partner}")
-                continue
-            pairs.append((f"{sequence}-{frame.stem}", frame, partner))
+        found, lost = _partners(list_images(blur), sharp, lambda frame: f"{sequence}-{frame.stem}")
+        pairs += found
+        missing += [f"{frame}: no sharp frame {sharp / frame.name}" for frame in lost]
     if missing:
         raise DataError(f"{len(missing)} unpaired GoPro frame(s): " + "; ".join(missing[:20]))
     return pairs
@@ -180,12 +190,9 @@ def convert_hide(ctx: PrepareContext, split: str, spec: dict, out: Path) -> None
         blurred = [p for d in find_paths(roots, f"{split}/*", dirs=True) for p in list_images(d)]
         if not blurred:
             raise DataError(f"no HIDE {split}/<subset>/ images under {', '.join(map(str, roots))}")
-        pairs, missing = [], []
-        for path in blurred:
-            partner = gt / path.name
-            (pairs.append((path.stem, path, partner)) if partner.is_file() else missing.append(str(path)))
+        pairs, missing = _partners(blurred, gt, lambda path: path.stem)
         if missing:
-            raise DataError(f"{len(missing)} HIDE image(s) without a GT/ partner: " + ", ".join(missing[:20]))
+            raise DataError(f"{len(missing)} HIDE image(s) without a GT/ partner: " + ", ".join(map(str, missing[:20])))
         ctx.notes.append("built from HIDE_dataset: test/test-*/<name> -> input, GT/<name> -> target")
     copy_pairs(pairs, out, progress=ctx.progress, label=f"{ctx.name}/{split}")
 

@@ -427,7 +427,7 @@ def _fetch_source(source_id: str, source: dict, *, downloads: Path, drop: Path, 
         if problems or not source_files(partial):
             dropped.mkdir(parents=True, exist_ok=True)
             raise ManualDownloadRequired(source_id, manual_instructions(source_id, source, dropped)
-                                         + f"\n  Still missing: " + ("; ".join(problems) or "every file"))
+                                         + "\n  Still missing: " + ("; ".join(problems) or "every file"))
         where = f"drop folder {dropped}"
     else:  # the schema rules this out; kept for callers that skip validation
         raise DataError(f"source {source_id!r}: unknown kind {kind!r}")

@@ -13,9 +13,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from ..errors import ConfigError
+from ..yaml_files import read_yaml_mapping
 
 DEFAULT_REGISTRY = Path("config/datasets.yaml")
 MIRROR_ENV = "MPRNET_DATA_MIRROR"
@@ -78,14 +77,7 @@ def load_registry(path: str | os.PathLike = DEFAULT_REGISTRY) -> Registry:
     import jsonschema
 
     path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: dataset registry not found (run from the project root or pass --registry)") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({exc})") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: expected a mapping at the top level")
+    raw = read_yaml_mapping(path, missing="dataset registry not found (run from the project root or pass --registry)")
 
     validator = jsonschema.Draft202012Validator(load_schema())
     errors = sorted(validator.iter_errors(raw), key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))))

@@ -24,7 +24,7 @@ import seaborn as sns  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from ..atomic import atomic_path  # noqa: E402
-from .tables import AVERAGE, NOT_TRAINED, method_label, order_datasets, seed_means, variant_label  # noqa: E402
+from .tables import AVERAGE, method_label, order_datasets, seed_means, variant_label  # noqa: E402
 
 PALETTE = sns.color_palette("colorblind", 10)
 FIXED_COLOURS = {  # one colour per method in every figure

@@ -18,7 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..data.registry import load_registry
 from ..errors import ConfigError
+from ..yaml_files import read_yaml_mapping
 
 PRESETS = ("deblurring", "deraining", "denoising")
 DEMO_DATASETS = {"demo_rain": "deraining", "demo_blur": "deblurring", "demo_noise": "denoising"}
@@ -121,28 +123,6 @@ def _schema_errors(instance: dict, schema: dict) -> list[str]:
     return messages
 
 
-def _read_yaml(path: str | Path) -> Any:
-    import yaml
-
-    try:
-        return yaml.safe_load(Path(path).read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such file") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({exc})") from None
-
-
-def registry_names(path: str | Path) -> set[str]:
-    """Dataset names of the registry (``config/datasets.yaml``): keys of its ``datasets`` mapping."""
-    data = _read_yaml(path)
-    entries = data.get("datasets", data) if isinstance(data, dict) else data
-    if isinstance(entries, dict):
-        return {str(k) for k in entries}
-    if isinstance(entries, list):
-        return {str(e["name"]) if isinstance(e, dict) else str(e) for e in entries}
-    raise ConfigError(f"{path}: expected a mapping of dataset names")
-
-
 def _dataset_ref(value: str, default_split: str) -> DatasetRef:
     name, _, split = value.partition("/")
     return DatasetRef(name, split or default_split)
@@ -176,7 +156,7 @@ def load_study(config: dict, schema_path: str | Path, root: str | Path = ".") ->
 
     ``root`` is where relative paths of the config (registry, data root) are taken from.
     """
-    schema = _read_yaml(schema_path)
+    schema = read_yaml_mapping(schema_path)
     name, section = select_section(config, schema)
     data = section["data"]
     source = data["source"]
@@ -189,7 +169,7 @@ def load_study(config: dict, schema_path: str | Path, root: str | Path = ".") ->
         registry_path = Path(root, registry)
         if not registry_path.exists():
             raise ConfigError(f"config key {name}.data.registry: {registry} does not exist")
-        known = registry_names(registry_path)
+        known = set(load_registry(registry_path).datasets)
 
     def check_dataset(ref: DatasetRef, key: str) -> None:
         if ref.name not in known:

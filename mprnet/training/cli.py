@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-RESUME_EXIT_CODE = 75  # same value as trainer.RESUME_EXIT_CODE; kept here so --help stays light
+RESUME_EXIT_CODE = 75  # EX_TEMPFAIL: "run again with --resume"; defined here so --help stays light
 
 
 def register(subparsers) -> None:

@@ -50,10 +50,10 @@ import copy
 import json
 import os
 from importlib import resources
-from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
+from ..yaml_files import read_yaml_mapping
 
 TASKS = ("deblurring", "deraining", "denoising")
 # Sections a resumed run may change without changing the weights it produces.
@@ -118,18 +118,7 @@ def parse_yaml(text: str):
 
 def load_config(path: str | os.PathLike) -> dict:
     """Read a YAML run config; the result still needs ``resolve_config``."""
-    import yaml
-
-    path = Path(path)
-    try:
-        data = parse_yaml(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such config file") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({exc})") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
-    return data
+    return read_yaml_mapping(path, missing="no such config file", parse=parse_yaml)
 
 
 def resolve_config(user: dict) -> dict:

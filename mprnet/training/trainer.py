@@ -38,7 +38,6 @@ from ..errors import CheckpointError, ConfigError, MPRNetError
 from .checkpointing import capture_rng, load_checkpoint, restore_rng, save_checkpoint
 from .config import config_differences, dump_config, resolve_config
 
-from .cli import RESUME_EXIT_CODE  # 75, EX_TEMPFAIL
 CHECKPOINT = "checkpoint.pt"
 FINAL_MODEL = "model_final.pt"
 BEST_MODEL = "model_best.pt"
