@@ -7,8 +7,8 @@ Protocols (``official_architecture.md`` §8, definitions in :mod:`.protocols`): 
   :func:`psnr_ssim` one pair of arrays, the ``*_batch`` functions N same-size pairs;
   :func:`aggregate` builds the paper's per-dataset table (deraining "Average" = mean of the
   five dataset means).
-* Backends, both float64 and held to 1e-6 of the reference by the tests: OpenCV with one image
-  per thread on a CPU (:mod:`.kernels_cv`), batched torch on a GPU (:mod:`.kernels`).
+* Backends, both float64 and held to 1e-6 of the reference by the tests: fused Numba kernels
+  with one image per thread on a CPU (:mod:`.kernels_cpu`), batched torch on a GPU (:mod:`.kernels`).
 * :mod:`.reference` is a slow literal float64 transcription of the MATLAB code, the tests'
   oracle; :mod:`.realblur` is the RealBlur authors' aligned, masked scoring;
   :mod:`.dnd` writes the DND online-benchmark bundle.

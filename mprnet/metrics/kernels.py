@@ -1,8 +1,8 @@
 """Batched torch kernels behind the scoring protocols: MATLAB's Y, PSNR, Wang's SSIM, MATLAB's 3-D SSIM.
 
 This is the backend for GPUs (and any torch device); on a CPU the protocols default to the
-OpenCV backend in :mod:`mprnet.metrics.kernels_cv`, which computes the same numbers ~2× faster
-per core. The tests hold both to the float64 MATLAB transcription in :mod:`.reference`.
+Numba backend in :mod:`mprnet.metrics.kernels_cpu`, which computes the same numbers several
+times faster per core. The tests hold both to the float64 MATLAB transcription in :mod:`.reference`.
 
 Everything is computed in float64. SSIM needs it: the local variance is E[x²] − μ², a
 difference of two numbers near 65025 for bright 8-bit regions, and float32 loses ~1e-2 of it,

@@ -12,8 +12,8 @@
 
 The batch functions take N×H×W×3 arrays of one size and return (psnr, ssim) NumPy vectors;
 the single-image functions are thin wrappers. Computation is float64 throughout, on ``device``
-(default: CUDA when available, else CPU). On a CPU the work runs through OpenCV, one image per
-thread (:mod:`.kernels_cv`); on any other torch device through batched torch (:mod:`.kernels`);
+(default: CUDA when available, else CPU). On a CPU the work runs through fused Numba kernels, one
+image per thread (:mod:`.kernels_cpu`); on any other torch device through batched torch (:mod:`.kernels`);
 ``backend="torch"`` runs the torch code on the CPU too (the tests compare both).
 """
 
@@ -38,17 +38,17 @@ def default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-BACKENDS = ("opencv", "torch")
+BACKENDS = ("numba", "torch")
 
 
 def _backend(device: str | None, backend: str | None) -> tuple[str, str]:
-    """(backend, device): by default OpenCV threads on a CPU, batched torch on a GPU (see kernels_cv)."""
+    """(backend, device): by default Numba threads on a CPU, batched torch on a GPU (see kernels_cpu)."""
     from ..errors import ConfigError
 
     device = device or default_device()
     if backend is None:
-        backend = "opencv" if device == "cpu" else "torch"
-    if backend not in BACKENDS or (backend == "opencv" and device != "cpu"):
+        backend = "numba" if device == "cpu" else "torch"
+    if backend not in BACKENDS or (backend == "numba" and device != "cpu"):
         raise ConfigError(f"backend {backend!r} cannot run on device {device!r}")
     if device != "cpu":
         import torch
@@ -81,7 +81,7 @@ def _split(results: list[tuple[float, float]]) -> tuple[np.ndarray, np.ndarray]:
 
 def rgb_to_y(image: np.ndarray) -> np.ndarray:
     """Y channel of MATLAB ``rgb2ycbcr`` for uint8 …×H×W×3 input, returned as uint8 like MATLAB."""
-    from .kernels_cv import rgb_to_y as to_y
+    from .kernels_cpu import rgb_to_y as to_y
 
     if image.dtype != np.uint8 or image.shape[-1] != 3:
         raise ValueError(f"rgb_to_y expects uint8 …×3, got {image.dtype} {image.shape}")
@@ -101,11 +101,11 @@ def y_channel_batch(
     if min(pred.shape[1:3]) < 11:
         raise ValueError(f"Wang's ssim_index needs images of at least 11×11 pixels, got {pred.shape[1:3]}")
     backend, device = _backend(device, backend)
-    if backend == "opencv":
-        from . import kernels_cv
+    if backend == "numba":
+        from . import kernels_cpu
 
-        return _split(kernels_cv.map_images(
-            lambda i: kernels_cv.y_psnr_ssim_one(pred[i], target[i], luma), len(pred), workers))
+        return _split(kernels_cpu.map_images(
+            lambda i: kernels_cpu.y_psnr_ssim_one(pred[i], target[i], luma), len(pred), workers))
 
     import torch
 
@@ -145,11 +145,11 @@ def sidd_batch(
 
 def _volume_batch(pred, target, peak: float, device: str | None, workers: int, backend: str | None) -> tuple[np.ndarray, np.ndarray]:
     backend, device = _backend(device, backend)
-    if backend == "opencv":
-        from . import kernels_cv
+    if backend == "numba":
+        from . import kernels_cpu
 
-        return _split(kernels_cv.map_images(
-            lambda i: kernels_cv.volume_psnr_ssim_one(pred[i], target[i], peak), len(pred), workers))
+        return _split(kernels_cpu.map_images(
+            lambda i: kernels_cpu.volume_psnr_ssim_one(pred[i], target[i], peak), len(pred), workers))
 
     import torch
 

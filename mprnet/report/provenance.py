@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 PACKAGES = (
-    "mprnet-study", "torch", "numpy", "scipy", "scikit-image", "pandas", "opencv-python-headless",
+    "mprnet-study", "torch", "numpy", "scipy", "scikit-image", "pandas", "opencv-python-headless", "numba",
     "pillow", "matplotlib", "seaborn", "snakemake", "snakemake-executor-plugin-slurm", "dvc", "pyyaml",
 )
 
