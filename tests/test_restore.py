@@ -145,3 +145,13 @@ def test_bad_restore_requests_are_refused(tmp_path):
         restore_tensor(model, torch.rand(1, 3, 64, 64), tile=20)
     with pytest.raises(ConfigError, match="overlap"):
         restore_tensor(model, torch.rand(1, 3, 64, 64), tile=32, overlap=32)
+
+
+@pytest.mark.parametrize("size,tile,overlap", [(1280, 384, 32), (720, 384, 64), (768, 256, 32), (100, 64, 0), (513, 64, 8)])
+def test_tiles_cover_the_image_with_at_least_the_overlap(size, tile, overlap):
+    from mprnet.restore import tile_starts
+
+    starts = tile_starts(size, tile, overlap)
+    assert starts[0] == 0 and starts[-1] + tile == size
+    assert (tile - np.diff(starts) >= overlap).all()  # every overlap is at least the one asked for
+    assert len(starts) == 1 + -(-(size - tile) // (tile - overlap))  # and no more windows than needed
