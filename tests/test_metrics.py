@@ -182,6 +182,15 @@ def test_colour_axis_weights_fold_the_gaussian_tail_onto_edge_slices():
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("channels", [2, 4])
+def test_volumes_of_other_depths_match_matlab_3d_ssim(channels, backend):
+    pred, target = textured(np.random.default_rng(channels), (23, 31, channels))
+    psnr, ssim = rgb_batch(pred[None], target[None], device="cpu", backend=backend)
+    assert abs(psnr[0] - reference.psnr(pred, target, 255.0)) <= TOL
+    assert abs(ssim[0] - reference.ssim_matlab(pred, target, 255.0)) <= TOL
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_grayscale_rgb_protocol_equals_matlab_2d_ssim(backend):
     pred, target = textured(np.random.default_rng(15), (30, 33))
     psnr, ssim = rgb_batch(pred[None, ..., None], target[None, ..., None], device="cpu", backend=backend)

@@ -86,8 +86,9 @@ def _sse_ssim_sum(x, y, mix, crop, c1, c2, raw, padded, ring, acc, ssim_row, col
 
     The Gaussian runs along the colour axis (as the matrix ``mix``: replicate padding folded in;
     identity for one channel) and both spatial axes with replicate padding. ``crop`` > 0 keeps
-    only the map entries at least ``crop`` pixels from the border: with crop = radius that is
-    Wang's 'valid' region, where the padding is never read.
+    only the map entries at least ``crop`` (≤ radius, so every row is still read for the PSNR)
+    pixels from the border: with crop = radius that is Wang's 'valid' region, where the padding is
+    never read.
     Workspaces (float64): raw (4C, W), padded (4C, W+10), ring (4C, 11, W), acc (4C, W),
     ssim_row (W), column_sums (2, W). Sums run per column first (vectorisable; for 8-bit data
     the squared differences stay exact integers), then across.
@@ -153,10 +154,6 @@ def _sse_ssim_sum(x, y, mix, crop, c1, c2, raw, padded, ring, acc, ssim_row, col
                 ssim_row[j] = ((2.0 * mxy + c1) * (2.0 * (cross[j] - mxy) + c2)) / ((msq + c1) * (sq[j] - msq + c2))
             for j in range(crop, w - crop):
                 ssim_cols[j] += ssim_row[j]
-    for i in range(next_row, h):  # rows below the last output row: PSNR still needs them
-        for j in range(w * c):
-            d = np.float64(x_rows[i, j]) - np.float64(y_rows[i, j])
-            sse_cols[j // c] += d * d
     return sse_cols.sum(), ssim_cols.sum(), (h - 2 * crop) * (w - 2 * crop) * c
 
 
