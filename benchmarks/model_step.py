@@ -6,11 +6,15 @@ For each preset and mode, in its own Python process (so peak RSS is per case):
 Median of --iters iterations after --warmup warm-ups, torch with --threads threads (default 2),
 peak RSS = getrusage(RUSAGE_SELF).ru_maxrss of that process. This is the protocol of the official
 baseline in the reference README (official swz30/MPRNet on a 2-vCPU AMD EPYC VM, torch 2.13.0);
-the ratio column divides by the faster of its runs. Before timing, the golden fixture is rerun
+the ratio column divides by the faster of its runs. Those figures come from another machine; for a
+ratio that does not depend on it, ``--official`` times the official model file (``MPRNet.py`` of a
+swz30/MPRNet checkout; it is not part of this repository) in the same run, case by case, under the
+same protocol, and prints the same-machine ratio too. Before timing, the golden fixture is rerun
 to show the outputs are unchanged (max abs error vs the official outputs).
 
     python benchmarks/model_step.py                       # all presets, both modes
     python benchmarks/model_step.py --tasks deraining --iters 3
+    python benchmarks/model_step.py --official ~/src/MPRNet/Deblurring/MPRNet.py
 """
 
 from __future__ import annotations
@@ -35,7 +39,20 @@ OFFICIAL = {
 }
 
 
-def run_case(task: str, mode: str, iters: int, warmup: int, threads: int, channels_last: bool) -> dict:
+def official_model(source: str, task: str):
+    """The official ``MPRNet`` class from the file ``source``, built with the preset's widths."""
+    import importlib.util
+
+    from mprnet.model import PRESETS
+
+    spec = importlib.util.spec_from_file_location("official_mprnet", source)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.MPRNet(**PRESETS[task])
+
+
+def run_case(task: str, mode: str, iters: int, warmup: int, threads: int, channels_last: bool,
+             official_source: str | None = None) -> dict:
     import resource
 
     import torch
@@ -44,7 +61,7 @@ def run_case(task: str, mode: str, iters: int, warmup: int, threads: int, channe
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    model = build_model(task)
+    model = official_model(official_source, task) if official_source else build_model(task)
     size = MODES[mode][0]
     x = torch.rand(1, 3, size, size)
     if channels_last:
@@ -93,17 +110,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--channels-last", action="store_true", help="run in channels_last memory format")
+    parser.add_argument("--official", metavar="MPRNet.py",
+                        help="the official model file (swz30/MPRNet): time it too, on this machine")
     parser.add_argument("--case", nargs=2, metavar=("TASK", "MODE"), help=argparse.SUPPRESS)
+    parser.add_argument("--case-official", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.case:  # child process: one measurement, JSON on stdout
-        print(json.dumps(run_case(*args.case, args.iters, args.warmup, args.threads, args.channels_last)))
+        print(json.dumps(run_case(*args.case, args.iters, args.warmup, args.threads, args.channels_last,
+                                  args.official if args.case_official else None)))
         return 0
+    if args.official and not Path(args.official).is_file():
+        parser.error(f"--official: {args.official} is not a file")
 
     print(f"golden check: max abs error vs official outputs = {golden_error():.2e} (limit 1e-5)")
     # other processes on a small machine inflate wall times: show how busy it was
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs, torch threads {args.threads}")
+    same_machine = f" {'official here':>14} {'ratio':>6} {'its RSS':>8}" if args.official else ""
     print(f"{'task':<11} {'mode':<12} {'input':<9} {'median s':>9} {'official s':>12} {'ratio':>6} "
-          f"{'peak RSS MiB':>13} {'official':>9}")
+          f"{'peak RSS MiB':>13} {'official':>9}{same_machine}")
     for task in args.tasks.split(","):
         for mode in args.modes.split(","):
             cmd = [sys.executable, __file__, "--case", task, mode, "--iters", str(args.iters),
@@ -112,9 +136,15 @@ def main(argv: list[str] | None = None) -> int:
             result = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
             official, official_rss = OFFICIAL[(task, mode)]
             size = MODES[mode][0]
-            print(f"{task:<11} {MODES[mode][1]:<12} {size}x{size:<5} {result['median_s']:>9.3f} "
-                  f"{'/'.join(f'{t:.2f}' for t in official):>12} {result['median_s'] / min(official):>6.2f} "
-                  f"{result['peak_rss_mib']:>13.0f} {official_rss:>9}", flush=True)
+            line = (f"{task:<11} {MODES[mode][1]:<12} {size}x{size:<5} {result['median_s']:>9.3f} "
+                    f"{'/'.join(f'{t:.2f}' for t in official):>12} {result['median_s'] / min(official):>6.2f} "
+                    f"{result['peak_rss_mib']:>13.0f} {official_rss:>9}")
+            if args.official:  # right after ours, so that a change of load hits both
+                theirs = json.loads(subprocess.run(cmd + ["--official", args.official, "--case-official"],
+                                                   check=True, capture_output=True, text=True).stdout)
+                line += (f" {theirs['median_s']:>14.3f} {result['median_s'] / theirs['median_s']:>6.2f} "
+                         f"{theirs['peak_rss_mib']:>8.0f}")
+            print(line, flush=True)
     print(f"load average {os.getloadavg()[0]:.1f} at the end")
     return 0
 
