@@ -108,24 +108,25 @@ def find_one(roots: list[Path], pattern: str, *, dirs: bool, what: str) -> Path:
 
 # --------------------------------------------------------------------------- converters
 
-def _default_pair_dirs(ctx: PrepareContext, split: str, spec: dict, roots: list[Path]) -> tuple[Path, Path] | None:
-    """The input/target folders of an MPRNet-style copy, or None when there are none."""
+def _folder_pairs(split: str, spec: dict, roots: list[Path], required: bool = False) -> list | None:
+    """The pairs of an MPRNet-style input/target copy; None when there is none (an error if ``required``)."""
     if "input" in spec or "target" in spec:
-        return (find_one(roots, spec.get("input", "input"), dirs=True, what="input folder"),
-                find_one(roots, spec.get("target", "target"), dirs=True, what="target folder"))
-    for a, b in ((f"{split}/input", f"{split}/target"), ("input", "target")):
-        if find_paths(roots, a, dirs=True):
-            return (find_one(roots, a, dirs=True, what="input folder"),
-                    find_one(roots, b, dirs=True, what="target folder"))
-    return None
+        names = (spec.get("input", "input"), spec.get("target", "target"))
+    else:
+        names = next(((a, b) for a, b in ((f"{split}/input", f"{split}/target"), ("input", "target"))
+                      if find_paths(roots, a, dirs=True)), None)
+    if names is None:
+        if required:
+            raise DataError(f"no input/ and target/ folders under {', '.join(map(str, roots))}")
+        return None
+    dirs = (find_one(roots, names[0], dirs=True, what="input folder"),
+            find_one(roots, names[1], dirs=True, what="target folder"))
+    return pair_folders(*dirs, spec.get("pair_by", "stem"))
 
 
 def convert_paired_folders(ctx: PrepareContext, split: str, spec: dict, out: Path) -> None:
-    roots = ctx.roots(spec["source"])
-    dirs = _default_pair_dirs(ctx, split, spec, roots)
-    if dirs is None:
-        raise DataError(f"no input/ and target/ folders under {', '.join(map(str, roots))}")
-    copy_pairs(pair_folders(*dirs, spec.get("pair_by", "stem")), out, progress=ctx.progress, label=f"{ctx.name}/{split}")
+    pairs = _folder_pairs(split, spec, ctx.roots(spec["source"]), required=True)
+    copy_pairs(pairs, out, progress=ctx.progress, label=f"{ctx.name}/{split}")
 
 
 def _partners(images: list[Path], partner_dir: Path, stem) -> tuple[list[Pair], list[Path]]:
@@ -168,10 +169,8 @@ def gopro_sequence_pairs(roots: list[Path], split: str, blur_folder: str = "blur
 
 def convert_gopro(ctx: PrepareContext, split: str, spec: dict, out: Path) -> None:
     roots = ctx.roots(spec["source"])
-    dirs = _default_pair_dirs(ctx, split, spec, roots)
-    if dirs is not None:
-        pairs = pair_folders(*dirs, spec.get("pair_by", "stem"))
-    else:
+    pairs = _folder_pairs(split, spec, roots)
+    if pairs is None:
         pairs = gopro_sequence_pairs(roots, split, spec.get("blur_folder", "blur"))
         if not pairs:
             raise DataError(f"neither input/target folders nor GoPro sequence folders (<seq>/blur, <seq>/sharp) "
@@ -182,10 +181,8 @@ def convert_gopro(ctx: PrepareContext, split: str, spec: dict, out: Path) -> Non
 
 def convert_hide(ctx: PrepareContext, split: str, spec: dict, out: Path) -> None:
     roots = ctx.roots(spec["source"])
-    dirs = _default_pair_dirs(ctx, split, spec, roots)
-    if dirs is not None:
-        pairs = pair_folders(*dirs, spec.get("pair_by", "stem"))
-    else:
+    pairs = _folder_pairs(split, spec, roots)
+    if pairs is None:
         gt = find_one(roots, "GT", dirs=True, what="HIDE GT folder")
         blurred = [p for d in find_paths(roots, f"{split}/*", dirs=True) for p in list_images(d)]
         if not blurred:
@@ -226,10 +223,7 @@ def convert_realblur(ctx: PrepareContext, split: str, spec: dict, out: Path) -> 
         pairs = realblur_list_pairs(find_one(roots, spec["list"], dirs=False, what="RealBlur list file"))
         ctx.notes.append(f"pairs from the RealBlur list {spec['list']} ('<gt> <blur>'), stem <scene>_<k>")
     else:
-        dirs = _default_pair_dirs(ctx, split, spec, roots)
-        if dirs is None:
-            raise DataError(f"no input/ and target/ folders under {', '.join(map(str, roots))}")
-        pairs = pair_folders(*dirs, spec.get("pair_by", "stem"))
+        pairs = _folder_pairs(split, spec, roots, required=True)
     copy_pairs(pairs, out, progress=ctx.progress, label=f"{ctx.name}/{split}")
 
 
