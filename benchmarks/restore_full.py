@@ -69,22 +69,21 @@ def fine_tune(preset: str, steps: int, path: Path) -> None:
     """The preset after ``steps`` Adam steps on crops of a synthetic pair, saved to ``path``."""
     import torch
 
-    from mprnet.losses import CharbonnierLoss
+    from mprnet.losses import StageLoss
     from mprnet.model import build_model
+    from mprnet.training.trainer import train_step
 
     torch.manual_seed(0)
     model = build_model(preset).train()
     blurred, sharp = (torch.from_numpy(a.transpose(2, 0, 1).copy()).float().div(255)[None]
                       for a in synthetic_pair(320, 320, seed=1))
-    loss_fn, optimizer = CharbonnierLoss(), torch.optim.Adam(model.parameters(), lr=2e-4)
+    criterion, optimizer = StageLoss(edge_weight=0.0), torch.optim.Adam(model.parameters(), lr=2e-4)
+    scaler = torch.amp.GradScaler("cpu", enabled=False)
     rng = np.random.default_rng(1)
     for step in range(steps):
         top, left = rng.integers(0, 320 - 64, 2)
         crop = (slice(None), slice(None), slice(top, top + 64), slice(left, left + 64))
-        loss = sum(loss_fn(out, sharp[crop]) for out in model(blurred[crop]))
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
+        loss = train_step(model, criterion, optimizer, scaler, blurred[crop], sharp[crop])
         if step % 20 == 0 or step == steps - 1:
             print(f"fine-tuning step {step + 1}/{steps}: loss {loss.item():.4f}", flush=True)
     torch.save(model.state_dict(), path)
