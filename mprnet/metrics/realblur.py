@@ -7,11 +7,13 @@ approximately registered:
 2. a homography by OpenCV ``findTransformECC`` on the RGB→gray images (100 iterations,
    eps 0, Gaussian pre-filter size 5), starting from the identity;
 3. warping of z with INTER_CUBIC | WARP_INVERSE_MAP and BORDER_REFLECT; a validity mask from
-   warping an all-ones image with INTER_NEAREST and border 0; both images times the mask.
+   warping an all-ones image the same way (INTER_NEAREST | WARP_INVERSE_MAP, border 0), so the
+   mask marks exactly the pixels whose source lies inside the prediction; both images times the mask.
 
 PSNR = 10·log10(1 / (Σ(x−z)² / Σmask)) (float64 sum, mask summed over all 3 channels).
 SSIM = scikit-image's Gaussian SSIM map (per channel, σ 1.5, population covariance, data
-range 1) times the mask, a 5-pixel border cropped, Σmap/Σmask per channel, mean of channels.
+range 1) times the mask, a 5-pixel border cropped, Σmap/Σmask per channel (summed over rows,
+then columns, in float32 as the script does), mean of channels.
 
 The arithmetic keeps the script's float32 arrays (it reads uint8 and divides by 255 in
 float32), because this protocol *is* that Python script: scikit-image keeps float32 inputs in
@@ -52,7 +54,10 @@ def align(pred: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray,
     size = (x.shape[1], x.shape[0])
     zr = cv2.warpPerspective(zs, warp, size, flags=cv2.INTER_CUBIC + cv2.WARP_INVERSE_MAP,
                              borderMode=cv2.BORDER_REFLECT)
-    mask = cv2.warpPerspective(np.ones_like(zs, dtype=np.float32), warp, size, flags=cv2.INTER_NEAREST,
+    # The mask is warped exactly as the image (WARP_INVERSE_MAP): a pixel is valid when the
+    # point it samples lies inside the prediction.
+    mask = cv2.warpPerspective(np.ones_like(zs, dtype=np.float32), warp, size,
+                               flags=cv2.INTER_NEAREST + cv2.WARP_INVERSE_MAP,
                                borderMode=cv2.BORDER_CONSTANT, borderValue=0)
     return zr * mask, x * mask, mask, warp
 
@@ -72,7 +77,7 @@ def masked_ssim(target: np.ndarray, pred: np.ndarray, mask: np.ndarray) -> float
     c = SSIM_CROP
     ssim_map = (ssim_map * mask)[c:-c, c:-c, :]
     mask = mask[c:-c, c:-c, :]
-    per_channel = [ssim_map[..., i].sum() / mask[..., i].sum() for i in range(ssim_map.shape[2])]
+    per_channel = ssim_map.sum(axis=0).sum(axis=0) / mask.sum(axis=0).sum(axis=0)
     return float(np.mean(per_channel))
 
 

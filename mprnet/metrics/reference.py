@@ -107,3 +107,50 @@ def rgb(pred: np.ndarray, target: np.ndarray) -> tuple[float, float]:
 def sidd(pred: np.ndarray, target: np.ndarray) -> tuple[float, float]:
     """``evaluate_SIDD.m`` on one float [0,1] pair."""
     return psnr(pred, target, 1.0), ssim_matlab(pred, target, 1.0)
+
+
+def realblur(pred: np.ndarray, target: np.ndarray) -> tuple[float, float]:
+    """``Deblurring/evaluate_RealBlur.py`` on one uint8 H×W×3 pair, step by step as the script runs.
+
+    A separate transcription from :mod:`mprnet.metrics.realblur` (which the tests hold to it):
+    ``/255`` in float32; Köhler's intensity matching; ECC homography on the grayscale images;
+    the prediction *and* the all-ones mask warped with ``WARP_INVERSE_MAP``; masked PSNR with
+    data range 1; scikit-image's Gaussian SSIM map times the mask, the 5-pixel border cut, summed
+    over rows then columns per channel and divided by the mask's sums, the mean of the channels.
+    """
+    import cv2
+    from skimage.metrics import structural_similarity
+
+    tar_img = target.astype(np.float32) / 255.0
+    prd_img = pred.astype(np.float32) / 255.0
+
+    # image_align(deblurred=prd_img, gt=tar_img)
+    z, x = prd_img, tar_img
+    zs = (np.sum(x * z) / np.sum(z * z)) * z
+    warp_matrix = np.eye(3, 3, dtype=np.float32)
+    criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 100, 0)
+    _, warp_matrix = cv2.findTransformECC(
+        cv2.cvtColor(x, cv2.COLOR_RGB2GRAY), cv2.cvtColor(zs, cv2.COLOR_RGB2GRAY), warp_matrix,
+        cv2.MOTION_HOMOGRAPHY, criteria, inputMask=None, gaussFiltSize=5)
+    shape = x.shape
+    zr = cv2.warpPerspective(zs, warp_matrix, (shape[1], shape[0]),
+                             flags=cv2.INTER_CUBIC + cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REFLECT)
+    cr = cv2.warpPerspective(np.ones_like(zs, dtype="float32"), warp_matrix, (shape[1], shape[0]),
+                             flags=cv2.INTER_NEAREST + cv2.WARP_INVERSE_MAP,
+                             borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    prd_img, tar_img = zr * cr, x * cr
+
+    # compute_psnr(tar_img, prd_img, cr, data_range=1)
+    err = np.sum((tar_img - prd_img) ** 2, dtype=np.float64) / np.sum(cr)
+    psnr = float("inf") if err == 0 else float(10 * np.log10(1.0**2 / err))
+
+    # compute_ssim(tar_img, prd_img, cr)
+    _, ssim_map = structural_similarity(tar_img, prd_img, channel_axis=-1, gaussian_weights=True,
+                                        use_sample_covariance=False, data_range=1.0, full=True)
+    ssim_map = ssim_map * cr
+    radius = int(3.5 * 1.5 + 0.5)
+    pad = (2 * radius + 1 - 1) // 2
+    cropped = ssim_map[pad:-pad, pad:-pad, :]
+    crop_cr = cr[pad:-pad, pad:-pad, :]
+    ssim = cropped.sum(axis=0).sum(axis=0) / crop_cr.sum(axis=0).sum(axis=0)
+    return psnr, float(np.mean(ssim))
