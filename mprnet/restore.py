@@ -10,6 +10,11 @@
   on the image. MPRNet is not translation invariant (stage 1/2 split their input into quadrants and
   halves, and channel attention pools globally), so tiles change the output slightly; on a
   512x768 image the PSNR moves by < 0.01 dB with 256-pixel tiles (``tests/test_restore.py``).
+* Inputs: the images of ``input_dir`` (8-bit, read by ``images.read_rgb``, /255) and float arrays
+  ``<stem>.npy`` (H×W×3 float in [0, 1], read by ``images.read_float_rgb`` and fed as float32
+  without quantising, as ``Denoising/test_DND.py`` feeds the DND crops; ``mprnet prepare dnd``
+  writes them to ``test/input_float``). Anything else there (a 2-D or integer array, values outside
+  [0, 1], NaN) is a ``DataError`` naming the file, and so are two inputs sharing a stem.
 * Outputs: ``<out>/<stem>.png`` (clamped, x255, round half to even: ``images.to_uint8``),
   optionally ``<out>/float/<stem>.npy`` (H×W×3 float32 in [0,1], unquantised, for the SIDD
   protocol) and ``<out>/stages/<stem>_stage<k>.png`` for the earlier stages k = 1..S-1.
@@ -154,24 +159,24 @@ def restore_folder(
     progress: bool = True,
     on_image: Callable[[str], None] | None = None,
 ) -> list[Path]:
-    """Restore every image of ``input_dir`` into ``output_dir``; returns the PNG paths written."""
+    """Restore every image and ``.npy`` float array of ``input_dir`` into ``output_dir``.
+
+    Each input ``<stem>.png|.jpg|...|.npy`` gives ``<stem>.png`` (and ``float/<stem>.npy``,
+    ``stages/<stem>_stage<k>.png`` when asked). Returns the PNG paths written. Raises ``DataError``
+    for an empty folder, two inputs with one stem, or an unreadable input (naming the file).
+    """
     import torch
     from tqdm import tqdm
 
-    from .images import list_images, read_rgb, to_uint8, write_png
+    from .images import to_uint8, write_png
     from .atomic import atomic_path
 
-    inputs = list_images(input_dir)
-    if not inputs:
-        from .errors import DataError
-
-        raise DataError(f"{input_dir}: no images to restore")
+    inputs = list_inputs(input_dir)
     out = Path(output_dir)
     model = model.to(device).eval()
     written = []
     for path in tqdm(inputs, desc="restore", unit="img", disable=not progress):
-        array = read_rgb(path)
-        x = torch.from_numpy(array.transpose(2, 0, 1).copy()).float().div_(255.0)[None].to(device)
+        x = torch.from_numpy(read_input(path).transpose(2, 0, 1).copy())[None].to(device)
         outputs = restore_tensor(model, x, tile=tile, overlap=overlap)
         final = _hwc(outputs[0])
         target = out / f"{path.stem}.png"
@@ -187,6 +192,43 @@ def restore_folder(
         if on_image is not None:
             on_image(path.stem)
     return written
+
+
+def list_inputs(input_dir: str | os.PathLike) -> list[Path]:
+    """The images (``images.list_images``) and ``.npy`` arrays directly inside ``input_dir``, by name.
+
+    Raises ``DataError`` if there are none or two share a stem (both would write ``<stem>.png``).
+    """
+    from .errors import DataError
+    from .images import list_images
+
+    folder = Path(input_dir)
+    inputs = list_images(folder)  # DataError if not a folder
+    inputs += [p for p in folder.iterdir()
+               if p.is_file() and not p.name.startswith(".") and p.suffix.lower() == ".npy"]
+    if not inputs:
+        raise DataError(f"{folder}: no images or .npy float arrays to restore")
+    by_stem: dict[str, Path] = {}
+    for path in sorted(inputs):
+        if path.stem in by_stem:
+            raise DataError(f"{folder}: two inputs share the stem {path.stem!r}: "
+                            f"{by_stem[path.stem].name}, {path.name}")
+        by_stem[path.stem] = path
+    return sorted(inputs)
+
+
+def read_input(path: str | os.PathLike) -> np.ndarray:
+    """One network input as an H×W×3 float32 array in [0, 1].
+
+    ``.npy``: ``images.read_float_rgb`` (float arrays only, values in [0, 1], cast to float32 as
+    ``Denoising/test_DND.py`` does with ``np.float32``); images: ``images.read_rgb`` / 255.
+    """
+    from .images import read_float_rgb, read_rgb
+
+    path = Path(path)
+    if path.suffix.lower() == ".npy":
+        return read_float_rgb(path)
+    return read_rgb(path).astype(np.float32) / np.float32(255.0)
 
 
 def _hwc(tensor) -> np.ndarray:

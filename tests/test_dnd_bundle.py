@@ -81,3 +81,100 @@ def test_empty_input_is_an_error(tmp_path):
     (tmp_path / "in").mkdir()
     with pytest.raises(DataError, match="no restored crops"):
         write_bundle(tmp_path / "in", tmp_path / "out")
+
+
+# --------------------------------------------------------------------------- the workflow's DND path
+
+def _write_dnd_source(folder, image, boxes):
+    """DND's original layout (MATLAB v7.3 files): info.mat with 1-based inclusive boxes, images_srgb/0001.mat."""
+    import h5py
+
+    (folder / "images_srgb").mkdir(parents=True)
+    with h5py.File(folder / "info.mat", "w") as handle:
+        ref = handle.create_group("#refs#").create_dataset("b0", data=boxes.T.astype(np.float64)).ref
+        refs = np.empty((1, 1), dtype=h5py.ref_dtype)
+        refs[0, 0] = ref
+        handle.create_group("info").create_dataset("boundingboxes", data=refs)
+    with h5py.File(folder / "images_srgb" / "0001.mat", "w") as handle:
+        handle.create_dataset("InoisySRGB", data=image.T)
+
+
+@pytest.mark.slow
+def test_workflow_restores_dnd_from_the_float_crops_and_bundles_that_run(tmp_path):
+    """prepare (dnd_crops) -> Snakemake's restore and dnd_bundle jobs -> the bundle holds the network's
+    output for the exact float crops, not for their 8-bit PNGs (what the official test_DND.py submits)."""
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import torch
+    import yaml
+
+    from mprnet.data.prepare import prepare_dataset
+    from mprnet.data.registry import load_registry
+    from mprnet.images import to_uint8
+    from mprnet.model import build_model
+    from mprnet.training.config import resolve_config
+    from train_worker import TINY_MODEL
+
+    root = Path(__file__).resolve().parents[1]
+    work = tmp_path / "work"
+    shutil.copytree(root / "config", work / "config")
+    # 1. The prepared layout, made by the real converter from a one-image DND original.
+    rng = np.random.default_rng(5)
+    image = rng.random((40, 50, 3)).astype(np.float32)  # noisy sRGB floats, not multiples of 1/255
+    boxes = np.array([[1 + 8 * (k // 5), 1 + 10 * (k % 5), 8 + 8 * (k // 5), 10 + 10 * (k % 5)] for k in range(20)])
+    _write_dnd_source(work / "data" / "downloads" / "dnd" / "DND", image, boxes)
+    registry = tmp_path / "datasets.yaml"
+    registry.write_text(yaml.safe_dump({
+        "schema_version": 1,
+        "sources": {"dnd": {"kind": "http", "url": "http://127.0.0.1/dnd", "title": "dnd"}},
+        "datasets": {"dnd": {"title": "dnd", "task": "denoising", "role": "test", "protocol": "dnd", "licence": "-",
+                             "layout": {"converter": "dnd_crops", "original": "-",
+                                        "splits": {"test": {"source": "dnd", "count": 20}}}}}}))
+    prepare_dataset("dnd", load_registry(registry), data_dir=work / "data", progress=False)
+    split = work / "data" / "dnd" / "test"
+    assert len(list((split / "input_float").glob("*.npy"))) == 20 and len(list((split / "input").glob("*.png"))) == 20
+    # 2. A tiny denoiser in our checkpoint format, used as the study's "official weights".
+    torch.manual_seed(0)
+    model = build_model("denoising", **TINY_MODEL).eval()
+    cfg = resolve_config({"task": "denoising", "data": {"train": "unused"}, "model": {"overrides": dict(TINY_MODEL)}})
+    (work / "weights").mkdir()
+    torch.save({"format": "mprnet-model/1", "model": model.state_dict(), "config": cfg, "iteration": 0},
+               work / "weights" / "tiny.pt")
+    study = {"study": "dndrun", "dndrun": {
+        "description": "DND restore and bundle only",
+        "data": {"source": "registry", "registry": "config/datasets.yaml", "root": "data"},
+        "tasks": {"denoising": {"train_set": "sidd_train", "seeds": [0], "model": dict(TINY_MODEL),
+                                "test_sets": {"dnd": "dnd"}}},
+        "pretrained": {"denoising": {"checkpoint": "weights/tiny.pt"}}}}
+    (work / "config" / "dndrun.yaml").write_text(yaml.safe_dump(study, sort_keys=False))
+    # 3. Snakemake runs the two jobs (the data is prepared, so nothing else is allowed to run).
+    bundle_dir = "results/dndrun/submissions/official_weights/denoising/dnd"
+    proc = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-s", str(root / "Snakefile"), "--cores", "1", "-p", bundle_dir,
+         "--allowed-rules", "restore", "dnd_bundle", "--configfile", "config/dndrun.yaml"],
+        cwd=work, capture_output=True, text=True, timeout=300)
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log[-3000:]
+    assert "--input data/dnd/test/input_float " in log and "--save-float" in log
+    restored = work / "results/dndrun/restored/official_weights/denoising/dnd"
+    assert len(list((restored / "float").glob("0001_??.npy"))) == 20
+    mat = scipy.io.loadmat(work / bundle_dir / "0001.mat")
+    assert sorted(p.name for p in (work / bundle_dir).glob("*.mat")) == ["0001.mat"]
+    gaps = []
+    for k, box in enumerate(boxes):
+        crop = image[box[0] - 1:box[2], box[1] - 1:box[3]]
+        outputs = {}
+        for name, x in (("float", crop), ("png", to_uint8(crop).astype(np.float32) / np.float32(255))):
+            with torch.no_grad():
+                out = model(torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))[None])[0]
+            outputs[name] = out[0].clamp(0, 1).permute(1, 2, 0).numpy()
+        got = mat["Idenoised"][0, k]
+        assert got.dtype == np.float32 and got.shape == crop.shape
+        np.testing.assert_allclose(got, outputs["float"], rtol=0, atol=1e-6)
+        gaps.append(float(np.abs(got - outputs["png"]).max()))
+    print(f"bundle vs a restore of the 8-bit PNGs: max |diff| {max(gaps) * 255:.3f}/255 (min over crops "
+          f"{min(gaps) * 255:.3f}/255)")
+    assert min(gaps) > 1e-4  # every crop of the bundle is the float run, not the PNG run

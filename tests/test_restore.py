@@ -115,6 +115,89 @@ def test_restore_writes_png_float_and_stage_images_of_any_size(tmp_path):
     assert (out / "stages" / "odd_stage2.png").exists() and not (out / "stages" / "odd_stage3.png").exists()
 
 
+def _model_output(model, image: np.ndarray) -> np.ndarray:
+    """The clamped final output for an H×W×3 float image, as restore_folder computes it."""
+    with torch.no_grad():
+        out = model(torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))[None])
+    return out[0][0].clamp(0, 1).permute(1, 2, 0).numpy()
+
+
+def test_float_npy_inputs_are_restored_unquantised_and_named_by_stem(tmp_path):
+    """DND's exact float crops (prepare's input_float/*.npy): fed as they are, not rounded to 8 bits."""
+    model = _our_checkpoint(tmp_path / "model.pt").eval()
+    rng = np.random.default_rng(3)
+    crops = {f"0001_{k:02d}": np.clip(smooth_image(rng, 21, 34) + rng.normal(0, 0.05, (21, 34, 3)), 0, 1)
+             .astype(np.float32) for k in (1, 2)}
+    for stem, crop in crops.items():
+        (tmp_path / "input_float").mkdir(exist_ok=True)
+        np.save(tmp_path / "input_float" / f"{stem}.npy", crop)
+        write_png(tmp_path / "input" / f"{stem}.png", to_uint8(crop))  # what prepare writes beside them
+    runs = {}
+    for name in ("input_float", "input"):
+        out = tmp_path / f"out_{name}"
+        assert main(["restore", "--checkpoint", str(tmp_path / "model.pt"), "--input", str(tmp_path / name),
+                     "--output", str(out), "--save-float", "--no-progress"]) == 0
+        # Named by stem whatever the input's extension: what dnd-bundle and the scorers pair by.
+        assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) == [
+            "0001_01.png", "0001_02.png", "float/0001_01.npy", "float/0001_02.npy"]
+        runs[name] = {stem: np.load(out / "float" / f"{stem}.npy") for stem in crops}
+        for stem, array in runs[name].items():
+            assert np.array_equal(read_rgb(out / f"{stem}.png"), to_uint8(array))
+    for stem, crop in crops.items():
+        rounded = to_uint8(crop).astype(np.float32) / np.float32(255)
+        assert 0 < np.abs(rounded - crop).max() <= 0.5 / 255 + 1e-7  # the PNGs really are rounded
+        np.testing.assert_allclose(runs["input_float"][stem], _model_output(model, crop), rtol=0, atol=1e-6)
+        np.testing.assert_allclose(runs["input"][stem], _model_output(model, rounded), rtol=0, atol=1e-6)
+        gap = np.abs(runs["input_float"][stem] - runs["input"][stem]).max()
+        print(f"{stem}: float vs 8-bit input, outputs differ by up to {gap * 255:.3f}/255")
+        assert gap > 1e-4  # the rounding of the input reaches the output
+
+
+BAD_FLOAT_INPUTS = {
+    "integer": (np.zeros((8, 8, 3), np.uint8), "float"),
+    "2-D": (np.zeros((8, 8), np.float32), "float"),
+    "4 channels": (np.zeros((8, 8, 4), np.float32), "float"),
+    "above 1": (np.full((8, 8, 3), 1.5, np.float32), r"\[0, 1\]"),
+    "NaN": (np.full((8, 8, 3), np.nan, np.float32), "NaN"),
+    "not a .npy": (b"not an array", "unreadable"),
+    "pickled object": (np.array([{"a": 1}], dtype=object), "unreadable"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_FLOAT_INPUTS))
+def test_bad_float_inputs_are_refused_naming_the_file(tmp_path, case):
+    from mprnet.errors import DataError
+    from mprnet.restore import restore_folder
+
+    model = _our_checkpoint(tmp_path / "model.pt").eval()
+    content, message = BAD_FLOAT_INPUTS[case]
+    (tmp_path / "in").mkdir()
+    np.save(tmp_path / "in" / "0001_01.npy", np.zeros((8, 8, 3), np.float32))
+    bad = tmp_path / "in" / "0001_02.npy"
+    if isinstance(content, bytes):
+        bad.write_bytes(content)
+    else:
+        np.save(bad, content, allow_pickle=True)
+    with pytest.raises(DataError, match=rf"0001_02\.npy.*{message}"):
+        restore_folder(model, tmp_path / "in", tmp_path / "out", progress=False)
+    assert not (tmp_path / "out" / "0001_02.png").exists()
+
+
+def test_inputs_sharing_a_stem_or_no_inputs_are_refused(tmp_path, capsys):
+    _our_checkpoint(tmp_path / "model.pt")
+    args = ["restore", "--checkpoint", str(tmp_path / "model.pt"), "--input", str(tmp_path / "in"),
+            "--output", str(tmp_path / "out"), "--no-progress"]
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "notes.txt").write_text("neither an image nor an array")
+    assert main(args) == 2
+    assert "in: no images or .npy float arrays to restore" in capsys.readouterr().err
+    write_png(tmp_path / "in" / "a.png", np.zeros((8, 8, 3), np.uint8))
+    np.save(tmp_path / "in" / "a.npy", np.zeros((8, 8, 3), np.float32))
+    assert main(args) == 2
+    assert "two inputs share the stem 'a': a.npy, a.png" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
 def test_released_pth_files_load_with_their_preset_recognised(tmp_path):
     from mprnet.model import build_model
     from mprnet.restore import load_restorer

@@ -27,10 +27,11 @@ def register(subparsers) -> None:
     r = subparsers.add_parser(
         "restore",
         help="restore a folder of images with a checkpoint (ours or the authors' .pth)",
-        description="Restore every image of --input into --output/<stem>.png.",
+        description="Restore every image and .npy float array of --input into --output/<stem>.png.",
     )
     r.add_argument("--checkpoint", required=True, help="our model_final.pt/model_best.pt/checkpoint.pt or an official .pth")
-    r.add_argument("--input", required=True, help="folder of degraded images")
+    r.add_argument("--input", required=True,
+                   help="folder of degraded images and/or <stem>.npy float arrays (HxWx3 in [0,1], e.g. DND's input_float)")
     r.add_argument("--output", required=True, help="folder for the restored PNGs")
     r.add_argument("--task", choices=("deblurring", "deraining", "denoising"),
                    help="preset for an official .pth (recognised from the weights when omitted)")

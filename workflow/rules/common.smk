@@ -225,12 +225,17 @@ def get_test_manifest(wildcards):
 
 
 def get_test_input_dir(wildcards):
+    """The degraded inputs of a test set. DND's are the exact float32 crops (`input_float/*.npy`,
+    what the official test_DND.py feeds the network), not their 8-bit PNGs in `input/`.
+    """
     task = (
         wildcards.task
         if hasattr(wildcards, "task")
         else parse_source(wildcards.source)[1]
     )
-    return f"{STUDY.data_dir(test_set(task, wildcards.dataset))}/input"
+    ts = test_set(task, wildcards.dataset)
+    folder = "input_float" if ts.protocol == "dnd" else "input"
+    return f"{STUDY.data_dir(ts)}/{folder}"
 
 
 def get_test_target_dir(wildcards):

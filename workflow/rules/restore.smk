@@ -1,3 +1,5 @@
+# DND is restored from its exact float crops (input_float/*.npy, see get_test_input_dir) with
+# --save-float; dnd_bundle (score.smk) bundles those float outputs.
 rule restore:
     input:
         checkpoint=get_checkpoint,
