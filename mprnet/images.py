@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+import struct
 import warnings
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -12,6 +15,209 @@ from .atomic import atomic_path
 from .errors import DataError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+
+# The decoders' 8-bit modes. A decoded mode outside this set means Pillow disagrees with the
+# header checks below, and the file is refused rather than guessed at.
+_EIGHT_BIT_MODES = ("1", "L", "LA", "P", "PA", "RGB", "RGBA", "RGBX", "YCbCr")
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_PNG_COLOUR = {0: "grey", 2: "rgb", 3: "palette", 4: "grey+alpha", 6: "rgba"}
+_PNG_DEPTHS = {0: (1, 2, 4, 8, 16), 2: (8, 16), 3: (1, 2, 4, 8), 4: (8, 16), 6: (8, 16)}
+_TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
+_TIFF_SAMPLE_FORMAT = {1: "unsigned integer", 2: "signed integer", 3: "floating-point", 4: "undefined"}
+_TIFF_PHOTOMETRIC = {0: "grey", 1: "grey", 2: "rgb", 3: "palette", 6: "rgb"}  # 6: YCbCr, decoded to RGB
+_CONVERT_HINT = "convert it to 8-bit RGB first (README: input policy)"
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    """What an image file's own header says about it (not Pillow's mode after decoding).
+
+    ``format``: ``"PNG"``, ``"JPEG"``, ``"BMP"`` or ``"TIFF"``; ``bits``: bits per sample as
+    stored (per index for palette images; always ≤ 8 for a file :func:`inspect_image` accepts);
+    ``colour``: ``"grey"``, ``"grey+alpha"``, ``"rgb"``, ``"rgba"`` or ``"palette"``;
+    ``transparency``: an alpha channel or a transparent colour (PNG ``tRNS``), dropped on reading.
+    """
+
+    path: Path
+    format: str
+    width: int
+    height: int
+    bits: int
+    colour: str
+    transparency: bool
+
+    @property
+    def grey(self) -> bool:
+        """True for one-channel images (with or without alpha), which MATLAB reads as 2-D arrays."""
+        return self.colour in ("grey", "grey+alpha")
+
+    @property
+    def plain_rgb_png(self) -> bool:
+        """True when :func:`read_rgb` returns the file's own samples: an 8-bit RGB PNG without transparency."""
+        return self.format == "PNG" and self.colour == "rgb" and self.bits == 8 and not self.transparency
+
+
+def inspect_image(path: str | os.PathLike, *, verify: bool = False) -> ImageInfo:
+    """Check an image file from its header, without decoding the pixels.
+
+    Refuses what :func:`read_rgb` refuses (see there) from the same header checks; damaged
+    pixel data shows only on decoding, or with ``verify``, which checks the file's checksums
+    where the format has them (PNG CRCs, through ``PIL.Image.verify``). Returns the
+    :class:`ImageInfo`; raises ``DataError`` naming the file for a missing, unreadable or
+    refused image.
+    """
+    return _examine(Path(path), decode=False, verify=verify)[1]
+
+
+def read_image(path: str | os.PathLike) -> tuple[np.ndarray, ImageInfo]:
+    """:func:`read_rgb` and the file's :class:`ImageInfo` (e.g. to know it was grey), in one read."""
+    return _examine(Path(path), decode=True)
+
+
+def read_rgb(path: str | os.PathLike) -> np.ndarray:
+    """Read an image as an H×W×3 uint8 array: the one reader of every image the study uses.
+
+    The bit depth and colour type come from the file's header (PNG ``IHDR``; TIFF
+    ``BitsPerSample``, ``SampleFormat``, ``PhotometricInterpretation``; JPEG ``SOF``; BMP bit
+    count), never from Pillow's mode after decoding, which keeps only the high byte of 16-bit
+    colour images without a word. Policy (README, "input policy"):
+
+    * 8-bit RGB PNG, JPEG, BMP, TIFF: read as they are.
+    * Palette images (PNG, BMP, TIFF ≤ 8-bit indices): looked up to RGB, exactly.
+    * Grey (1, 2, 4, 8 bits): expanded to three equal channels, with a warning; 1/2/4-bit
+      values scale by 255/(2^bits - 1) as the PNG specification says, which is exact.
+    * Alpha or a transparent colour: dropped with a warning (MATLAB ``imread`` returns it apart).
+    * Refused with ``DataError`` naming the file: more than 8 bits per sample (16-bit PNG or
+      TIFF of any colour type, 16-bit-per-pixel BMP), floating-point or signed TIFF, CMYK
+      (JPEG or TIFF) and other colour spaces, TIFF palettes with 16-bit entries, formats other
+      than PNG/JPEG/BMP/TIFF, and missing, truncated or unreadable files. Nothing is rescaled:
+      a silent ÷257 or colour conversion would change every score computed from it.
+    """
+    return _examine(Path(path), decode=True)[0]
+
+
+def _examine(path: Path, *, decode: bool, verify: bool = False) -> tuple[np.ndarray | None, ImageInfo]:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(64)
+            info = _header_info(path, head, fh)
+            fh.seek(0)
+            with Image.open(fh) as img:
+                info = _complete_info(path, head, img, info)
+                if verify:
+                    img.verify()
+                if not decode:
+                    return None, info
+                img.load()
+                if img.mode not in _EIGHT_BIT_MODES:
+                    raise DataError(f"{path}: decodes as {img.mode} although its header says {info.bits}-bit "
+                                    f"{info.colour}; {_CONVERT_HINT}")
+                if info.transparency:
+                    warnings.warn(f"{path}: {info.colour} image, the alpha channel (transparency) is dropped",
+                                  stacklevel=3)
+                    img.info.pop("transparency", None)  # Pillow would warn again without the file name
+                if info.grey:
+                    warnings.warn(f"{path}: {info.bits}-bit grayscale image expanded to RGB", stacklevel=3)
+                array = np.asarray(img.convert("RGB"))
+    except DataError:
+        raise
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise DataError(f"{path}: a folder, not an image file") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, EOFError, ValueError, KeyError, struct.error) as exc:
+        raise DataError(f"{path}: unreadable, truncated or corrupt image ({exc})") from None
+    if array.dtype != np.uint8 or array.ndim != 3 or array.shape[2] != 3:
+        raise DataError(f"{path}: expected 8-bit RGB, got {array.dtype} with shape {array.shape}")
+    return array, info
+
+
+def _refuse(path: Path, what: str) -> DataError:
+    return DataError(f"{path}: {what}; {_CONVERT_HINT}")
+
+
+def _header_info(path: Path, head: bytes, fh: Any) -> ImageInfo | None:
+    """Header facts read from the file's bytes (PNG, BMP, TIFF); None for JPEG and other formats."""
+    if head.startswith(_PNG_SIGNATURE):
+        if len(head) < 26 or head[12:16] != b"IHDR":
+            raise DataError(f"{path}: PNG without its IHDR header (truncated or corrupt)")
+        width, height, depth, ctype = struct.unpack(">IIBB", head[16:26])
+        if ctype not in _PNG_COLOUR or depth not in _PNG_DEPTHS[ctype]:
+            raise DataError(f"{path}: invalid PNG header (bit depth {depth}, colour type {ctype})")
+        colour = _PNG_COLOUR[ctype]
+        if depth > 8:
+            raise _refuse(path, f"{depth}-bit {colour} PNG")
+        return ImageInfo(path, "PNG", width, height, depth, colour, ctype in (4, 6))
+    if head.startswith(b"BM") and len(head) >= 30:
+        header_size = int.from_bytes(head[14:18], "little")
+        bits = int.from_bytes(head[24:26] if header_size == 12 else head[28:30], "little")
+        if bits in (1, 4, 8):
+            return ImageInfo(path, "BMP", 0, 0, bits, "palette", False)
+        if bits in (24, 32):
+            return ImageInfo(path, "BMP", 0, 0, 8, "rgb", False)
+        raise _refuse(path, f"BMP with {bits} bits per pixel (not 8 bits per channel)")
+    if head[:4] in _TIFF_MAGIC:
+        return _tiff_info(path, head, fh)
+    return None
+
+
+def _tiff_info(path: Path, head: bytes, fh: Any) -> ImageInfo:
+    from PIL import TiffImagePlugin
+
+    def several(value: Any) -> tuple:
+        return tuple(value) if isinstance(value, (tuple, list)) else (value,)
+
+    ifd = TiffImagePlugin.ImageFileDirectory_v2(head[:16] if head[2] == 43 else head[:8])  # 43: BigTIFF
+    fh.seek(ifd.next)
+    ifd.load(fh)
+    bits = several(ifd.get(258, 1))        # BitsPerSample
+    formats = several(ifd.get(339, 1))     # SampleFormat
+    photometric = ifd.get(262)             # PhotometricInterpretation
+    samples = int(ifd.get(277, 1))         # SamplesPerPixel
+    bad = sorted({int(f) for f in formats} - {1})
+    if bad:
+        raise _refuse(path, f"{_TIFF_SAMPLE_FORMAT.get(bad[0], f'sample format {bad[0]}')} TIFF "
+                            f"({max(bits)} bits per sample)")
+    if max(bits) > 8:
+        raise _refuse(path, f"{max(bits)}-bit TIFF")
+    if photometric not in _TIFF_PHOTOMETRIC:
+        kind = {5: "CMYK (separated)", 8: "CIELab", 4: "transparency mask"}.get(photometric, f"photometric {photometric}")
+        raise _refuse(path, f"{kind} TIFF")
+    colour = _TIFF_PHOTOMETRIC[photometric]
+    if colour == "palette":
+        # Entries are 16-bit; the decoder keeps the high byte, which is exact only for the usual
+        # 8-bit embeddings (v·257, or v·256 as Pillow and others write).
+        entries = several(ifd.get(320, ()))   # ColorMap
+        if not (all(e % 257 == 0 for e in entries) or all(e % 256 == 0 for e in entries)):
+            raise _refuse(path, "TIFF palette with 16-bit colours")
+    alpha = samples > (3 if colour == "rgb" else 1)
+    if alpha:
+        colour = {"grey": "grey+alpha", "rgb": "rgba"}.get(colour, colour)
+    return ImageInfo(path, "TIFF", int(ifd.get(256, 0)), int(ifd.get(257, 0)), max(bits), colour, alpha)
+
+
+def _complete_info(path: Path, head: bytes, img: Any, info: ImageInfo | None) -> ImageInfo:
+    """Add what the opened file tells (JPEG SOF, PNG tRNS, BMP alpha, the size); refuse other formats."""
+    width, height = img.size
+    if info is None:
+        if img.format not in ("JPEG", "MPO") or not head.startswith(b"\xff\xd8"):
+            raise _refuse(path, f"{img.format} image (the study reads PNG, JPEG, BMP and TIFF)")
+        # Pillow reads the JPEG's SOF segment at open: sample precision and component count.
+        # (It refuses 12-bit JPEGs itself.)
+        if img.bits != 8:
+            raise _refuse(path, f"{img.bits}-bit JPEG")
+        components = {1: "grey", 3: "rgb"}.get(img.layers)
+        if components is None:
+            raise _refuse(path, f"{'CMYK' if img.layers == 4 else f'{img.layers}-component'} JPEG "
+                                "(its conversion to RGB depends on the colour profile)")
+        return ImageInfo(path, "JPEG", width, height, 8, components, False)
+    transparency = info.transparency or "transparency" in img.info
+    colour = info.colour
+    if info.format == "BMP" and img.mode == "RGBA":
+        colour, transparency = "rgba", True
+    return replace(info, width=width, height=height, colour=colour, transparency=transparency)
 
 
 def list_images(folder: str | os.PathLike) -> list[Path]:
@@ -23,35 +229,6 @@ def list_images(folder: str | os.PathLike) -> list[Path]:
         p for p in folder.iterdir()
         if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_EXTENSIONS
     )
-
-
-def read_rgb(path: str | os.PathLike) -> np.ndarray:
-    """Read an image as an H×W×3 uint8 array.
-
-    Grayscale is expanded to three channels and RGBA drops its alpha, each with a warning;
-    16-bit images are refused rather than rescaled, because a silent ÷257 would change scores.
-    """
-    from PIL import Image, UnidentifiedImageError
-
-    path = Path(path)
-    try:
-        with Image.open(path) as img:
-            img.load()
-            mode = img.mode
-            if mode.startswith("I") or mode == "F":
-                raise DataError(f"{path}: {mode} image (16-bit or float); convert it to 8-bit RGB first")
-            if mode in ("RGBA", "LA", "PA"):
-                warnings.warn(f"{path}: {mode} image, the alpha channel is dropped", stacklevel=2)
-            if mode in ("L", "LA", "1"):
-                warnings.warn(f"{path}: {mode} (grayscale) image expanded to RGB", stacklevel=2)
-            array = np.asarray(img.convert("RGB"))
-    except FileNotFoundError:
-        raise DataError(f"{path}: no such file") from None
-    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
-        raise DataError(f"{path}: unreadable or truncated image ({exc})") from None
-    if array.dtype != np.uint8 or array.ndim != 3 or array.shape[2] != 3:
-        raise DataError(f"{path}: expected 8-bit RGB, got {array.dtype} with shape {array.shape}")
-    return array
 
 
 def read_float_rgb(path: str | os.PathLike) -> np.ndarray:

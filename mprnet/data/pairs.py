@@ -17,7 +17,7 @@ from typing import Any
 
 from ..atomic import atomic_write_text
 from ..errors import DataError
-from ..images import list_images, pair_by_stem, read_rgb, write_png
+from ..images import inspect_image, list_images, pair_by_stem, read_rgb, write_png
 from .fetch import sha256_file
 
 MANIFEST_COLUMNS = ("stem", "height", "width", "input_sha256", "target_sha256")
@@ -48,17 +48,13 @@ def pair_folders(input_dir: Path, target_dir: Path, pair_by: str = "stem") -> li
 
 
 def image_size(path: Path) -> tuple[int, int]:
-    """(height, width) from the image header, without decoding the pixels."""
-    from PIL import Image, UnidentifiedImageError
+    """(height, width) from the image header, without decoding the pixels.
 
-    try:
-        with Image.open(path) as img:
-            width, height = img.size
-    except FileNotFoundError:
-        raise DataError(f"{path}: no such file") from None
-    except (UnidentifiedImageError, OSError) as exc:
-        raise DataError(f"{path}: unreadable image ({exc})") from None
-    return height, width
+    Raises ``DataError`` for any file :func:`mprnet.images.read_rgb` would refuse (16-bit,
+    float, CMYK, unreadable), so a split with such a file is never written.
+    """
+    info = inspect_image(path)
+    return info.height, info.width
 
 
 def validate_pairs(pairs: list[Pair]) -> list[tuple[str, int, int]]:
@@ -81,17 +77,11 @@ def validate_pairs(pairs: list[Pair]) -> list[tuple[str, int, int]]:
     return sizes
 
 
-def _png_is_rgb8(path: Path) -> bool:
-    from PIL import Image
-
-    with Image.open(path) as img:
-        return img.format == "PNG" and img.mode == "RGB"
-
-
 def _place_image(src: Path, dst: Path) -> None:
-    # An 8-bit RGB PNG is copied byte for byte; anything else (JPEG, palette, grey) is decoded
-    # once here so every later reader sees the same pixels.
-    if src.suffix.lower() == ".png" and _png_is_rgb8(src):
+    # Only a file that read_rgb returns as it is (8-bit RGB PNG, no transparency, by its IHDR)
+    # is copied byte for byte; anything else accepted (JPEG, palette, grey, alpha) is decoded
+    # once here so every later reader sees the same pixels; the rest is refused.
+    if src.suffix.lower() == ".png" and inspect_image(src).plain_rgb_png:
         shutil.copyfile(src, dst)
     else:
         write_png(dst, read_rgb(src))

@@ -7,7 +7,8 @@ GIL) and scored in batches of equal size.
 Input policy, stricter than the official scripts where they would silently compare different
 things:
 
-* 16-bit, float, truncated or unreadable images: error naming the file (:func:`read_rgb`).
+* 16-bit, float, CMYK, truncated or unreadable images: error naming the file
+  (:func:`mprnet.images.read_rgb`, which reads the bit depth from the file's header).
 * RGBA: the alpha channel is dropped with a warning (MATLAB ``imread`` returns it separately).
 * Grayscale against RGB: error naming both files. MATLAB would score such a pair differently
   from an RGB pair (``rgb2ycbcr`` is skipped for 2-D images; ``ssim`` becomes 2-D).
@@ -33,11 +34,10 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError
-from ..images import list_images, pair_by_stem, read_float_rgb, read_rgb
+from ..images import list_images, pair_by_stem, read_float_rgb, read_image
 from .protocols import PROTOCOLS
 
 FLOAT_SUBDIR = "float"
-_GRAY_MODES = ("L", "LA", "1")
 _CHUNK = 32  # pairs read ahead of scoring: bounds memory on large test sets
 
 
@@ -51,19 +51,9 @@ class _Pair:
     gray: bool = False
 
 
-def _is_gray(path: Path) -> bool:
-    from PIL import Image
-
-    try:
-        with Image.open(path) as img:
-            return img.mode in _GRAY_MODES
-    except Exception:  # read_rgb reports unreadable files with the proper message
-        return False
-
-
 def _read_image(path: Path) -> tuple[np.ndarray, bool]:
-    gray = _is_gray(path)
-    return read_rgb(path), gray
+    image, info = read_image(path)
+    return image, info.grey
 
 
 def _pair_float(pred_dir: Path, target_dir: Path) -> list[tuple[str, Path, Path]]:

@@ -29,7 +29,7 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from ..errors import ConfigError, DataError
-from ..images import pair_by_stem, read_rgb
+from ..images import inspect_image, pair_by_stem, read_rgb
 
 # Distinguishes the streams drawn from one (seed, ...) tuple.
 _ORDER_STREAM = 0x0D
@@ -56,10 +56,10 @@ def scan_pairs(
     """List and check the pairs under ``root`` before any training time is spent.
 
     Raises ``DataError`` naming the file for a missing folder, an unpaired, unreadable,
-    truncated (``verify``: PNG checksums), non-8-bit image, a pair whose sizes differ, or
+    truncated (``verify``: PNG checksums) or refused image (16-bit, float, CMYK: see
+    :func:`mprnet.images.read_rgb`), a pair whose sizes differ, or
     (unless ``pad_small``) an image smaller than ``patch_size``.
     """
-    from PIL import Image
     from tqdm import tqdm
 
     root = Path(root)
@@ -72,16 +72,8 @@ def scan_pairs(
     for stem, inp, tar in tqdm(triples, desc=f"checking {root}", disable=not progress, leave=False):
         sizes = []
         for path in (inp, tar):
-            try:
-                with Image.open(path) as img:
-                    size, mode = img.size, img.mode
-                    if verify:
-                        img.verify()
-            except (OSError, SyntaxError, ValueError) as exc:
-                raise DataError(f"{path}: unreadable or corrupt image ({exc})") from None
-            if mode.startswith("I") or mode == "F":
-                raise DataError(f"{path}: {mode} image (16-bit or float); training expects 8-bit RGB")
-            sizes.append(size)
+            info = inspect_image(path, verify=verify)  # refuses what read_rgb would refuse
+            sizes.append((info.width, info.height))
         if sizes[0] != sizes[1]:
             raise DataError(
                 f"{inp} is {sizes[0][0]}x{sizes[0][1]} but its target {tar} is {sizes[1][0]}x{sizes[1][1]} (W x H)"
