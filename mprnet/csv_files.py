@@ -13,7 +13,8 @@ def read_csv_checked(path: str | os.PathLike, required: Iterable[str] = (), what
     import pandas as pd
 
     try:
-        frame = pd.read_csv(path)
+        # "image" holds file stems: text, so that 001.png stays "001", never the number 1.
+        frame = pd.read_csv(path, dtype={"image": str})
     except FileNotFoundError:
         raise DataError(f"{path}: no such {what} file") from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:

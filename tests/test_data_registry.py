@@ -54,6 +54,7 @@ def test_shipped_registry_is_valid_and_complete():
         "pretrained_deblurring": ("deblurring", None), "pretrained_deraining": ("deraining", None),
         "pretrained_denoising": ("denoising", None), "released_results_deblurring": ("deblurring", None),
         "released_results_deraining": ("deraining", None), "released_results_denoising": ("denoising", None),
+        "rain100l_orig": ("deraining", "y_channel"), "raintrainl": ("deraining", None),
     }
     got = {name: (entry["task"], entry["protocol"]) for name, entry in registry.datasets.items()}
     assert got == expected

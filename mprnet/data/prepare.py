@@ -94,6 +94,8 @@ def prepare_dataset(
         tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.prepare-", dir=final.parent))
         os.chmod(tmp, 0o755)  # mkdtemp makes it private; the data set is not
         ctx = PrepareContext(name, entry, registry, data_dir, dict(options or {}), progress)
+        # Converters that can name the missing pairs check the count before writing anything.
+        ctx.options.setdefault("_allow_count_mismatch", allow_count_mismatch)
         try:
             converter(ctx, split, spec, tmp)
             count = None

@@ -110,6 +110,7 @@ CONVERTER_KEYS = {
     "dnd_crops": set(),
     "copy_files": {"files"},
     "copy_tree": set(),
+    "rain_norain": {"folder"},
 }
 
 

@@ -230,7 +230,7 @@ def _visual(args) -> int:
         raise ConfigError("report-visual needs at least one --method")
     frames = []
     for name, _, csv in methods:
-        frame = pd.read_csv(csv)
+        frame = pd.read_csv(csv, dtype={"image": str})  # stems are text: "001" stays "001"
         frame["method"] = name
         frames.append(frame)
     scores = pd.concat(frames, ignore_index=True)
@@ -240,7 +240,7 @@ def _visual(args) -> int:
         list(scores.sort_values("psnr")["image"][: args.n_images])
     input_scores = None
     if args.input_scores:
-        input_scores = pd.read_csv(args.input_scores)
+        input_scores = pd.read_csv(args.input_scores, dtype={"image": str})  # stems are text: "001" stays "001"
         input_scores["image"] = input_scores["image"].astype(str).map(lambda s: Path(s).stem)
         input_scores = input_scores.set_index("image")["psnr"]
     rows = []
