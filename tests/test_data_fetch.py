@@ -208,6 +208,32 @@ def test_manual_source_prints_instructions_then_picks_up_the_drop_folder(tmp_pat
     assert not any((tmp_path / "drop" / "sidd_benchmark").iterdir())
 
 
+@pytest.mark.parametrize("bad", ["wrong bytes", "an HTML page"])
+def test_a_dropped_file_that_fails_its_check_is_handed_back_never_deleted(tmp_path, bad):
+    """The user's files may be their only copy: a lock mismatch or an HTML page puts them all back."""
+    good, other = b"rainy pixels", b"clean pixels"
+    lock_path = tmp_path / "lock.yaml"
+    lock_path.write_text(yaml.safe_dump({"sources": {"rain": {
+        "rain/1.png": {"size": len(good), "sha256": sha(good)},
+        "norain/1.png": {"size": len(other), "sha256": sha(other)}}}}))
+    source = {"kind": "manual", "url": "https://example.org/rain", "title": "rain",
+              "expect": [{"glob": "**/*.png", "count": 2}]}
+    drop = tmp_path / "drop" / "rain"
+    dropped = {"rain/1.png": b"<!DOCTYPE html><html>sign in</html>" if bad == "an HTML page" else b"other bytes",
+               "norain/1.png": other}
+    for rel, data in dropped.items():
+        (drop / rel).parent.mkdir(parents=True, exist_ok=True)
+        (drop / rel).write_bytes(data)
+    kwargs = dict(downloads=tmp_path / "downloads", drop=tmp_path / "drop", lock=LockFile(lock_path))
+    with pytest.raises(DataError, match="rain/1.png" if bad == "wrong bytes" else "HTML"):
+        fetch_source("rain", source, **kwargs)
+    assert {p.relative_to(drop).as_posix(): p.read_bytes() for p in drop.rglob("*") if p.is_file()} == dropped
+    assert not [p for p in (tmp_path / "downloads").rglob("*.png")]
+    (drop / "rain" / "1.png").write_bytes(good)  # the user fixes the one file and runs fetch again
+    folder = fetch_source("rain", source, **kwargs)
+    assert (folder / "rain" / "1.png").read_bytes() == good and (folder / "norain" / "1.png").read_bytes() == other
+
+
 # --------------------------------------------------------------------------- Google Drive (mocked gdown)
 
 def test_gdrive_folder_goes_through_gdown(monkeypatch, tmp_path):

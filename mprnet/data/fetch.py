@@ -343,6 +343,15 @@ def _verify_files(source_id: str, folder: Path, where: str, *, delete_bad: bool 
     return records
 
 
+def _return_to_drop(partial: Path, dropped: Path, rels: list[str]) -> None:
+    """Move the files ``rels`` of a manual source from ``partial`` back into its drop folder."""
+    for rel in rels:
+        source, target = partial / rel, dropped / rel
+        if source.is_file():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(source, target)
+
+
 def _check_archive(path: Path) -> None:
     try:
         if path.name.lower().endswith(".zip"):
@@ -436,14 +445,24 @@ def _fetch_source(source_id: str, source: dict, *, downloads: Path, drop: Path, 
     if problems:
         raise DataError(f"source {source_id!r} ({where}) is incomplete: " + "; ".join(problems)
                         + f". The files so far are in {partial}")
-    records = _verify_files(source_id, partial, where)
+    manual = kind == "manual" and not mirror
+    try:
+        records = _verify_files(source_id, partial, where, delete_bad=not manual)
+    except DataError:
+        if manual:  # the user's files: hand every one back rather than keep or delete any
+            _return_to_drop(partial, drop / source_id, [p.relative_to(partial).as_posix() for p in source_files(partial)])
+        raise
     try:
         lock.check(source_id, records, where=where, update=update_lock)
-    except DataError:
-        # Wrong bytes must not be picked up by the next run's resume logic.
-        for rel, rec in records.items():
-            if locked.get(rel) != rec:
-                (partial / rel).unlink(missing_ok=True)
+    except DataError as exc:
+        # Wrong bytes must not be picked up by the next run's resume logic. A download is
+        # deleted; a file the user dropped may be their only copy, so it goes back where it was.
+        wrong = [rel for rel, rec in records.items() if locked.get(rel) != rec]
+        if manual:
+            _return_to_drop(partial, drop / source_id, [p.relative_to(partial).as_posix() for p in source_files(partial)])
+            raise DataError(f"{exc}\n  Every dropped file is back in {drop / source_id}; nothing was deleted.") from None
+        for rel in wrong:
+            (partial / rel).unlink(missing_ok=True)
         raise
     if lock.changed:
         lock.save()
