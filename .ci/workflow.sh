@@ -2,7 +2,8 @@
 # Workflow checks for CI (docs/workflow.md): lint and format, the plan tests, and the CI study
 # (config/ci.yaml: every rule of the demo study, tiny) run twice from scratch: once with local
 # execution and once through a real one-node Slurm cluster started here (.ci/slurm/). Each run
-# is bounded with `timeout -s INT`: on SIGINT Snakemake cancels its Slurm jobs and exits.
+# is bounded with `timeout -s INT`: on SIGINT Snakemake cancels its Slurm jobs and exits. On the
+# cluster, a training job is then preempted and resubmitted (tests/test_preemption.py -k test_slurm_).
 # Needs root and apt-get for the cluster; SKIP_SLURM=1 runs everything else.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -49,6 +50,10 @@ if [[ ${SKIP_SLURM:-0} != 1 ]]; then
     .ci/slurm/start.sh
     trap '.ci/slurm/stop.sh' EXIT
     run_study slurm --profile "$root/profiles/slurm" --workflow-profile "$root/profiles/ci"
+    # A training job given Slurm's preemption notice, then ended as at a time limit: each attempt
+    # checkpoints where it stopped, Snakemake resubmits it, the weights equal an uninterrupted run's.
+    step "preemption through Slurm (tests/test_preemption.py)"
+    MPRNET_SLURM_TESTS=1 python -m pytest -q -p no:cacheprovider tests/test_preemption.py -k test_slurm_
 fi
 
 rm -rf "$scratch"

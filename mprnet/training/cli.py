@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
+from pathlib import Path
+from typing import Iterator
 
 RESUME_EXIT_CODE = 75  # EX_TEMPFAIL: "run again with --resume"; defined here so --help stays light
 
@@ -22,12 +26,17 @@ def register(subparsers) -> None:
                    help="continue from OUT/checkpoint.pt if it exists (start afresh otherwise)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override one config key, e.g. --set runtime.device=cpu (value parsed as YAML)")
+    p.add_argument("--log", metavar="FILE",
+                   help="also append everything printed to FILE (one header line per attempt, so every "
+                        "attempt of a resumed run is kept); the workflow uses OUT/train.log")
     p.set_defaults(func=_train)
 
     r = subparsers.add_parser(
         "restore",
         help="restore a folder of images with a checkpoint (ours or the authors' .pth)",
-        description="Restore every image and .npy float array of --input into --output/<stem>.png.",
+        description="Restore every image and .npy float array of --input into --output/<stem>.png. The "
+                    "results are written to a hidden folder beside --output and moved there when all are "
+                    "done, so a run killed half-way leaves no partial --output.",
     )
     r.add_argument("--checkpoint", required=True, help="our model_final.pt/model_best.pt/checkpoint.pt or an official .pth")
     r.add_argument("--input", required=True,
@@ -63,18 +72,22 @@ def _apply_sets(config: dict, sets: list[str]) -> dict:
 
 
 def _train(args: argparse.Namespace) -> int:
+    """Train; stdout/stderr never fail (a pipe whose reader died on the same SIGTERM must not stop
+    the stop checkpoint), and with ``--log`` everything is appended to that file too."""
     import sys
 
     from .config import load_config
+    from .console import guarded_console
     from .trainer import TrainingInterrupted, train
 
-    config = _apply_sets(load_config(args.config), args.set)
-    try:
-        final = train(config, args.out, resume=args.resume)
-    except TrainingInterrupted as exc:
-        print(f"mprnet train: {exc}", file=sys.stderr)
-        return RESUME_EXIT_CODE
-    print(f"mprnet train: done, final model {final}")
+    with guarded_console(args.log, header="mprnet train" + (" --resume" if args.resume else "")):
+        config = _apply_sets(load_config(args.config), args.set)
+        try:
+            final = train(config, args.out, resume=args.resume)
+        except TrainingInterrupted as exc:
+            print(f"mprnet train: {exc}", file=sys.stderr)
+            return RESUME_EXIT_CODE
+        print(f"mprnet train: done, final model {final}")
     return 0
 
 
@@ -87,8 +100,53 @@ def _restore(args: argparse.Namespace) -> int:
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     model, what = load_restorer(args.checkpoint, args.task)
-    written = restore_folder(model, args.input, args.output, tile=args.tile, overlap=args.overlap,
-                             save_float=args.save_float, save_stages=args.save_stages, device=device,
-                             progress=not args.no_progress)
+    with _staged_folder(args.output) as staging:
+        written = restore_folder(model, args.input, staging, tile=args.tile, overlap=args.overlap,
+                                 save_float=args.save_float, save_stages=args.save_stages, device=device,
+                                 progress=not args.no_progress)
     print(f"mprnet restore: {len(written)} images restored with {what} into {args.output}")
     return 0
+
+
+@contextlib.contextmanager
+def _staged_folder(final: str | os.PathLike) -> Iterator[Path]:
+    """A hidden folder beside ``final`` to write into; moved to ``final`` when the block succeeds.
+
+    ``final`` absent (as Snakemake leaves a directory output before a job) or empty: one rename,
+    so the folder appears complete at once, and a run killed half-way leaves nothing there.
+    ``final`` holding files: each new file is moved in (``os.replace``), the others are kept.
+    An exception or SIGTERM removes the staging folder (SIGTERM then exits with status 143); a
+    SIGKILL may leave it behind, hidden (``.<name>.*.partial``), never at ``final``.
+    """
+    import shutil
+    import signal
+    import tempfile
+
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".partial", dir=final.parent))
+
+    def _terminate(signum, frame):
+        raise SystemExit(128 + signum)
+
+    previous = None
+    with contextlib.suppress(ValueError):  # signals can be set from the main thread only
+        previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        yield staging
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(staging, 0o777 & ~umask)  # mkdtemp made it 0700
+        try:
+            os.rename(staging, final)
+        except OSError:
+            if not final.is_dir():
+                raise
+            for src in sorted(p for p in staging.rglob("*") if not p.is_dir()):
+                dest = final / src.relative_to(staging)
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(src, dest)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+        shutil.rmtree(staging, ignore_errors=True)

@@ -19,8 +19,12 @@ rule run_config:
 # output: Snakemake deletes declared outputs before every attempt, and checkpoint.pt and the
 # training curves (metrics.csv, dvclive/) beside it must survive until the retry resumes.
 # Rules that read the curves take model_final.pt as input and read metrics.csv next to it.
-# Snakemake empties a job's log before each attempt; train.log beside the checkpoint keeps the
-# output of every attempt (e.g. the SIGTERM that made the trainer exit 75, "resume me").
+# Snakemake empties a job's log before each attempt; the trainer itself appends every attempt's
+# output to train.log beside the checkpoint (--log; e.g. the SIGTERM that made it exit 75).
+# Slurm sends SIGTERM to every process of a job at once, so nothing the trainer needs may sit
+# between it and Snakemake: `exec` replaces the shell (which would die first and orphan the
+# trainer), and no pipe (a `| tee` dies first and its reader's EPIPE used to abort the stop
+# checkpoint); the redirection to {log} is a file.
 rule train:
     input:
         config="results/{study}/runs/{group}/{task}/{variant}/seed{seed}/run.yaml",
@@ -36,5 +40,5 @@ rule train:
     params:
         run_dir=get_run_dir,
     shell:
-        "python -m mprnet.cli train --config {input.config:q} --out {params.run_dir:q} --resume"
-        " 2>&1 | tee -a {params.run_dir:q}/train.log > {log:q}"
+        "exec python -m mprnet.cli train --config {input.config:q} --out {params.run_dir:q} --resume"
+        " --log {params.run_dir:q}/train.log > {log:q} 2>&1"
