@@ -188,8 +188,8 @@ def test_golden_gradients_of_the_training_loss(fixtures_dir):
     assert torch.equal(target, torch.from_numpy(golden["target"]))
     # The criterion exactly as the trainer builds it for deblurring (and deraining): 0.05, no clamping.
     loss_cfg = resolve_config({"task": "deblurring", "data": {"train": "unused"}})["loss"]
-    assert loss_cfg == {"edge_weight": 0.05, "clamp_outputs": False}
-    criterion = StageLoss(edge_weight=loss_cfg["edge_weight"], clamp_outputs=loss_cfg["clamp_outputs"], eps=1e-3)
+    assert loss_cfg == {"edge_weight": 0.05, "clamp_outputs": False, "eps": 1e-3}
+    criterion = StageLoss(**loss_cfg)
     # lr 0: the step leaves the weights as they are and the gradients in .grad.
     optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
     scaler = torch.amp.GradScaler("cpu", enabled=False)

@@ -179,6 +179,7 @@ def test_train_rule_whose_whole_session_gets_sigterm_checkpoints_where_it_stoppe
     assert again.returncode == 0, (again.stdout + again.stderr)[-3000:]
     history = (run / "train.log").read_text()
     assert history.count("== mprnet train --resume") == 2, history[-3000:]  # each attempt kept
+    assert f"resuming {RUN}/checkpoint.pt at iteration {stopped_at}" in history, history[-3000:]
     assert "done, final model" in history
 
     _assert_bit_identical(_weights(workdir / target), _uninterrupted(workdir, env))
@@ -247,9 +248,10 @@ def test_slurm_training_job_signalled_twice_is_resubmitted_and_ends_with_the_sam
                 session.wait()
     assert session.returncode == 0, out[-3000:]
     assert out.count("Trying to restart job") == 2, out[-3000:]
-    jobs, stops, _ = _attempts(run / "train.log")
+    jobs, stops, resumes = _attempts(run / "train.log")
     assert len(set(jobs)) == 3, jobs
     assert SLURM_AFTER <= stops[0] and stops[0] + SLURM_AFTER <= stops[1] < SLURM_LENGTH, stops
+    assert resumes == stops  # each retry continued from the stop checkpoint of the one before
     assert [int(r) for r in _column(run / "metrics.csv", "iteration")] == list(range(1, SLURM_LENGTH + 1))
     _assert_bit_identical(_weights(run / "model_final.pt"), _uninterrupted(workdir, env))
 

@@ -45,8 +45,8 @@ def test_recipes_differ_where_the_official_train_scripts_differ():
     assert (blur["data"]["patch_size"], rain["data"]["patch_size"], noise["data"]["patch_size"]) == (256, 256, 128)
     assert blur["data"]["color_aug"] and not rain["data"]["color_aug"] and not noise["data"]["color_aug"]
     assert noise["mixup"]["enabled"] and not blur["mixup"]["enabled"]
-    assert noise["loss"] == {"edge_weight": 0.0, "clamp_outputs": True}
-    assert blur["loss"] == {"edge_weight": 0.05, "clamp_outputs": False}
+    assert noise["loss"] == {"edge_weight": 0.0, "clamp_outputs": True, "eps": 1e-3}
+    assert blur["loss"] == {"edge_weight": 0.05, "clamp_outputs": False, "eps": 1e-3}
     assert noise["optim"]["weight_decay"] == 1e-8 and blur["optim"]["weight_decay"] == 0.0
     assert blur["optim"]["lr"] == 2e-4 and blur["optim"]["betas"] == [0.9, 0.999] and blur["data"]["batch_size"] == 16
 
@@ -182,6 +182,23 @@ def test_a_run_writes_config_checkpoints_and_logs(pairs_dir, tmp_path):
     changed = tiny_config(pairs_dir, length=4, optim={"lr": 1e-3})
     with pytest.raises(ConfigError, match="optim.lr"):
         train(changed, out, resume=True)
+
+
+def test_loss_eps_reaches_the_charbonnier_term(pairs_dir, tmp_path):
+    import pandas as pd
+
+    # Same seed, so the same weights and batch: only the Charbonnier eps differs (denoising: three
+    # clamped stages, no edge term). Per pixel sqrt(r² + b²) − sqrt(r² + a²) lies in
+    # [(b² − a²) / (2·sqrt(1 + b²)), b − a] for |r| <= 1, so the first losses differ by 3× that.
+    first = {}
+    for eps in (1e-3, 0.1):
+        cfg = tiny_config(pairs_dir, length=1, loss={"eps": eps})
+        train(cfg, tmp_path / str(eps))
+        first[eps] = float(pd.read_csv(tmp_path / str(eps) / "metrics.csv")["loss"].dropna().iloc[0])
+    low = 3 * (0.1**2 - 1e-3**2) / (2 * (1 + 0.1**2) ** 0.5)
+    assert low < first[0.1] - first[1e-3] <= 3 * (0.1 - 1e-3) + 1e-6
+    with pytest.raises(ConfigError, match="loss.eps"):
+        resolve_config(tiny_config(pairs_dir, loss={"eps": 0}))
 
 
 def test_epoch_schedules_hold_the_lr_for_a_whole_epoch(pairs_dir, tmp_path):

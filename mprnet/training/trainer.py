@@ -8,7 +8,9 @@ Output folder (``out_dir``):
 * ``model_final.pt``: ``{"model", "config", "iteration"}`` written when training completes;
 * ``model_best.pt``: the same for the best validation PSNR (when ``data.val`` is set);
 * ``metrics.csv`` (iteration, epoch, lr, loss, images_per_s, val_psnr) and ``dvclive/``
-  (``dvc plots show <out>/dvclive/plots/metrics`` draws the curves).
+  (``dvc plots show <out>/dvclive/plots/metrics`` draws the curves);
+* ``train.log`` when ``mprnet train --log`` names it (the workflow does): everything printed,
+  appended by every attempt (``console.guarded_console``).
 
 Devices: CPU, one GPU, or DistributedDataParallel when launched by ``torchrun`` (read from the
 ``RANK``/``WORLD_SIZE``/``LOCAL_RANK`` variables; ``nccl`` on GPUs, ``gloo`` on CPU).
@@ -18,6 +20,8 @@ Preemption: SIGTERM or SIGUSR1 (what Slurm sends before preemption or the time l
 every process finish its current iteration; the state is checkpointed and the command exits
 with ``RESUME_EXIT_CODE`` = 75 (``EX_TEMPFAIL``: "try again"). Running the same command with
 ``--resume`` then continues; on CPU the final weights are bit-identical to an uninterrupted run.
+Slurm signals every process of the job at once, so the progress bar and messages go through
+``console.GuardedStream``: a stdout/stderr that went away (EPIPE, closed) is dropped, never raised.
 
 A non-finite loss stops training with ``TrainingDiverged`` naming the first bad iteration;
 no checkpoint is written after it, so the last good one stays as it was.
@@ -29,6 +33,7 @@ import csv
 import math
 import os
 import signal
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +42,7 @@ from typing import Any
 from ..errors import CheckpointError, ConfigError, MPRNetError
 from .checkpointing import capture_rng, load_checkpoint, restore_rng, save_checkpoint
 from .config import config_differences, dump_config, resolve_config
+from .console import GuardedStream
 
 CHECKPOINT = "checkpoint.pt"
 FINAL_MODEL = "model_final.pt"
@@ -207,7 +213,7 @@ class _MetricsLog:
             self.live = Live(dir=str(out / "dvclive"), resume=resume_from is not None,
                              save_dvc_exp=False, dvcyaml=False)
         except Exception as exc:  # logging must never stop training
-            print(f"mprnet train: warning: dvclive disabled ({exc})")
+            print(f"mprnet train: warning: dvclive disabled ({exc})", file=GuardedStream(sys.stdout))
             self.live = None
 
     def _truncate(self, keep_through: int) -> None:
@@ -382,6 +388,8 @@ def _train(cfg: dict, out: Path, resume: bool, dist: Dist, stop: _StopFlag) -> P
             scaler.load_state_dict(state["scaler"])
         restore_rng(state["rng"])
         start, best_psnr = int(state["iteration"]), float(state["best_psnr"])
+        if dist.is_main:
+            print(f"mprnet train: resuming {ckpt_path} at iteration {start}", file=GuardedStream(sys.stderr))
     del state
 
     if dist.is_main:
@@ -397,7 +405,8 @@ def _train(cfg: dict, out: Path, resume: bool, dist: Dist, stop: _StopFlag) -> P
         from torch.nn.parallel import DistributedDataParallel
 
         net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-    criterion = StageLoss(edge_weight=cfg["loss"]["edge_weight"], clamp_outputs=cfg["loss"]["clamp_outputs"]).to(device)
+    criterion = StageLoss(edge_weight=cfg["loss"]["edge_weight"], clamp_outputs=cfg["loss"]["clamp_outputs"],
+                          eps=cfg["loss"]["eps"]).to(device)
 
     dataset = TrainCrops(pairs, data_cfg["patch_size"], geometric_aug=data_cfg["geometric_aug"],
                          color_aug=data_cfg["color_aug"], pad_small=data_cfg["pad_small"])
@@ -438,8 +447,11 @@ def _train(cfg: dict, out: Path, resume: bool, dist: Dist, stop: _StopFlag) -> P
         return float(total_psnr[0] / total_psnr[1])
 
     metrics = _MetricsLog(out, start if start > 0 else None, dist.is_main)
+    # Console writes never raise: a stderr whose reader died with the same SIGTERM must not
+    # abort the stop checkpoint (nor the finally: below, which would mask TrainingInterrupted).
+    console = GuardedStream(sys.stderr)
     bar = tqdm(total=total, initial=start, desc=f"train {cfg['task']}", unit="it", dynamic_ncols=True,
-               disable=not (rt["progress"] and dist.is_main))
+               disable=not (rt["progress"] and dist.is_main), file=console)
     loss_sum = torch.zeros((), dtype=torch.float64, device=device)
     first_bad = torch.full((), -1, dtype=torch.int64, device=device)
     window_start, window_iters = time.perf_counter(), 0
@@ -499,7 +511,8 @@ def _train(cfg: dict, out: Path, resume: bool, dist: Dist, stop: _StopFlag) -> P
             if due_val:
                 psnr = validate()
                 metrics.log(it, epoch=epoch, val_psnr=psnr)
-                bar.write(f"iteration {it}: validation PSNR {psnr:.2f} dB on {len(val_pairs)} images")
+                bar.write(f"iteration {it}: validation PSNR {psnr:.2f} dB on {len(val_pairs)} images",
+                          file=GuardedStream(sys.stdout))
                 if psnr > best_psnr:
                     best_psnr = psnr
                     if dist.is_main:
