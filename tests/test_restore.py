@@ -21,7 +21,7 @@ def _psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    """A tiny denoiser trained for 60 iterations on the 6 demo_noise training pairs (~15 s)."""
+    """A tiny denoiser trained for 60 iterations on the demo_noise training pairs (~15 s)."""
     from mprnet.data.demo import make_demo
     from mprnet.training import train
 
@@ -46,7 +46,9 @@ def test_a_tiny_mprnet_learns_and_restores_above_the_input(trained, tmp_path):
     assert main(["restore", "--checkpoint", str(final), "--input", str(demo / "test" / "input"),
                  "--output", str(tmp_path / "out"), "--no-progress"]) == 0
     targets = sorted((demo / "test" / "target").glob("*.png"))
-    assert len(targets) == 4
+    from mprnet.data.demo import TEST_SIZES
+
+    assert len(targets) == len(TEST_SIZES)
     for target_path in targets:
         target = read_rgb(target_path)
         before = _psnr(read_rgb(demo / "test" / "input" / target_path.name), target)
