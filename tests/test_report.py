@@ -434,3 +434,73 @@ def test_training_logs_are_normalised_and_missing_ones_skipped(tmp_path):
     assert set(logs["method"]) == {"full"} and set(logs["seed"]) == {0}  # `variant` field read as the method
     with pytest.raises(DataError, match="no such"):
         read_training_logs([missing], template)
+
+
+def test_training_curves_compare_variants_per_stage_output(tmp_path):
+    """The trainer logs the loss summed over stage outputs; the figure divides by each run's count."""
+    import yaml
+
+    from mprnet.report import figures
+    from mprnet.report.cli import _read_training_logs
+
+    template = "runs/{group}/{task}/{variant}/seed{seed}/metrics.csv"
+    paths = []
+    it = np.arange(5, 105, 5)
+    for variant, stages in (("full", 3), ("single_stage", 1)):
+        run = tmp_path / "runs" / "ablation" / "deblurring" / variant / "seed0"
+        run.mkdir(parents=True)
+        # Both variants lose 0.2 per stage output; summed, the full model's loss is three times larger.
+        pd.DataFrame({"iteration": it, "loss": stages * (0.2 + 2.0 / it ** 2)}).to_csv(run / "metrics.csv", index=False)
+        overrides = {"n_feat": 16} if stages == 3 else {"n_feat": 16, "num_stages": 1}  # 3 = the default
+        (run / "config.yaml").write_text(yaml.safe_dump({"task": "deblurring", "model": {"overrides": overrides}}))
+        paths.append(str(run / "metrics.csv"))
+    logs = _read_training_logs(paths, template)
+    assert logs.groupby("method")["stages"].first().to_dict() == {"full": 3, "single_stage": 1}
+    fig = figures.training_curves(logs)
+    ax = fig.axes[0]
+    assert "per stage output" in ax.get_ylabel()
+    curves = {line.get_label(): line.get_ydata() for line in ax.get_lines()}
+    assert set(curves) == {"Full", "1 stage"}
+    np.testing.assert_allclose(curves["Full"], curves["1 stage"])  # like for like
+    np.testing.assert_allclose(curves["Full"], 0.2 + 2.0 / it ** 2)
+    # The drop of the first iterations would flatten the rest: the axis shows the later part.
+    low, high = ax.get_ylim()
+    assert 0.2 + 2.0 / 10 ** 2 < high < 0.2 + 2.0 / 5 ** 2 and low < 0.2 + 2.0 / 100 ** 2
+    # Without stage counts (no config.yaml) the summed loss is plotted, and the axis says so.
+    fig_sum = figures.training_curves(logs.drop(columns="stages"))
+    assert "sum over stage outputs" in fig_sum.axes[0].get_ylabel()
+
+
+def test_visual_crops_are_half_the_image_where_the_restoration_acts():
+    from mprnet.report.figures import crop_side, crop_window
+
+    assert crop_side(128, 160) == 64 and crop_side(170, 131) == 66 and crop_side(720, 1280) == 360
+    assert crop_side(100, 120) == 64 and crop_side(40, 48) == 40  # at least 64 px, at most the image
+    target = np.full((128, 144, 3), 100, np.uint8)
+    degraded = target.copy()
+    degraded[80:120, 90:130] = 250  # the only region the input differs in
+    restored = target.copy()
+    # One model: the window covers where its output differs from the input.
+    top, left, side = crop_window([("Input", degraded, 20.0), ("MPRNet (full)", restored, 40.0), ("Target", target, None)])
+    assert side == 64 and top <= 80 and top + side >= 120 and left <= 90 and left + side >= 130
+    # Several models: where they disagree, even if the input differs elsewhere.
+    other = restored.copy()
+    other[0:30, 0:30] = 0
+    top, left, side = crop_window([("Input", degraded, 20.0), ("A", restored, 40.0), ("B", other, 30.0),
+                                   ("Target", target, None)])
+    assert top == 0 and left == 0
+
+
+def test_index_gives_each_table_title_once(tmp_path):
+    from mprnet.report.index import build_index, split_title
+
+    costs = pd.DataFrame({"group": ["ablation"] * 2, "task": ["deblurring"] * 2, "method": ["full", "no_sam"],
+                          "params": [1e6, 9e5], "gflops": [10.0, 9.0]})
+    table = tables.Table(name="ablation", title="Ablation (deblurring): variants against the full model",
+                         row_header="Variant", header=[("", "PSNR")], rows=[("MPRNet (full)", ["30.00"])], data=costs)
+    tables.write_table(table, tmp_path / "tables")
+    index = build_index("demo", tmp_path)
+    assert index.count("Ablation (deblurring): variants against the full model") == 1
+    assert "### Ablation (deblurring): variants against the full model" in index
+    assert "| MPRNet (full) | 30.00 |" in index and "tables/ablation.tex" in index
+    assert split_title("| a |\n|---|") == (None, "| a |\n|---|")

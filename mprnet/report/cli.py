@@ -165,7 +165,7 @@ def _tables(args) -> int:
 
 def _figures(args) -> int:
     from . import figures
-    from .loaders import read_summary, read_training_logs
+    from .loaders import read_summary
     from .tables import ablation_stats
 
     import pandas as pd
@@ -186,7 +186,7 @@ def _figures(args) -> int:
         made["per_image_psnr"] = figures.per_image_distributions(main)
     else:
         made["per_image_psnr"] = figures._empty("No per-image scores given (--runs).")
-    logs = _listed(args, "training-logs", lambda paths, template: read_training_logs(paths, template, missing_ok=True))
+    logs = _listed(args, "training-logs", _read_training_logs)
     made["training_curves"] = figures.training_curves(logs if logs is not None else pd.DataFrame())
     stages = _listed(args, "stage-scores", _read_stage_scores)
     if stages is not None:
@@ -198,6 +198,31 @@ def _figures(args) -> int:
         for path in figures.save_figure(fig, out / name):
             print(path)
     return 0
+
+
+def _read_training_logs(paths, template):
+    """Training logs plus ``stages``: the stage outputs the logged loss sums over (NaN if unknown).
+
+    The count comes from the run's effective config, ``config.yaml`` beside its ``metrics.csv``
+    (``model.overrides.num_stages``, default 3), so the figure can compare variants per stage.
+    """
+    from ..yaml_files import read_yaml_mapping
+    from .loaders import read_training_logs
+
+    import pandas as pd
+
+    frames = []
+    for path in paths:
+        frame = read_training_logs([path], template, missing_ok=True)
+        if frame.empty:
+            continue
+        config = Path(path).parent / "config.yaml"
+        stages = float("nan")
+        if config.is_file():
+            overrides = (read_yaml_mapping(config).get("model") or {}).get("overrides") or {}
+            stages = int(overrides.get("num_stages", 3))
+        frames.append(frame.assign(stages=stages))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
 def _read_stage_scores(paths, template):

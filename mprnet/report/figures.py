@@ -276,11 +276,20 @@ def _short_label(method: str) -> str:
 # --------------------------------------------------------------------------------------------
 
 
-def training_curves(logs: pd.DataFrame):
-    """Loss and validation PSNR against iteration: one panel per (task, group, metric), one line per run.
+LATE_FRACTION = 0.1  # the loss axis of the training curves is scaled to the iterations after this share
 
-    The loss axis is logarithmic only when the loss spans more than a factor of 10, where a
-    linear axis would flatten everything after the first iterations.
+
+def training_curves(logs: pd.DataFrame):
+    """Loss per stage output and validation PSNR against iteration: one panel per (task, group, metric).
+
+    The trainer logs the loss summed over a model's stage outputs, so a 1-stage model's sum has
+    one term and the full model's three. When ``logs`` has a ``stages`` column (the number of
+    stage outputs of each run) for every row, the loss is divided by it: the mean loss per stage
+    output, a quantity the variants share. Without it the summed loss is plotted and the axis
+    says so. When the loss of the first ``LATE_FRACTION`` of the iterations would flatten the
+    rest (it exceeds the later range by more than three times that range), the loss axis is
+    scaled to the later iterations and says so; otherwise it is logarithmic when the loss spans
+    more than a factor of 10.
     """
     set_style()
     if logs.empty:
@@ -289,6 +298,10 @@ def training_curves(logs: pd.DataFrame):
     for key, default in (("task", "run"), ("method", "full"), ("seed", 0), ("group", "main")):
         if key not in frame.columns:
             frame[key] = default
+    loss_label = "training loss (sum over stage outputs)"
+    if "loss" in frame.columns and "stages" in frame.columns and frame["stages"].notna().all():
+        frame["loss"] = frame["loss"] / frame["stages"].astype(float)
+        loss_label = "training loss per stage output"
     metrics = [c for c in ("loss", "val_psnr") if c in frame.columns and frame[c].notna().any()]
     if not metrics:
         return _empty("Training logs have neither loss nor val_psnr values.")
@@ -312,10 +325,18 @@ def training_curves(logs: pd.DataFrame):
                     marker="o" if len(run) < 15 else None, markersize=3,
                     label=f"{_short_label(method)}, seed {seed}" if len(seeds) > 1 else _short_label(method))
         values = sub[metric].dropna()
-        if metric == "loss" and (values > 0).all() and values.max() > 10 * values.min():
+        late = sub.loc[sub["iteration"] >= LATE_FRACTION * sub["iteration"].max(), metric].dropna()
+        if metric == "loss" and len(late) and values.max() > late.min() + 3 * (late.max() - late.min()):
+            # The first iterations' drop would flatten the rest: scale the axis to the later part.
+            low, high = float(late.min()), float(late.max())
+            pad = 0.08 * (high - low) or 0.01 * abs(high) or 0.01
+            ax.set_ylim(low - pad, high + pad)
+            ax.text(0.99, 0.98, f"first {LATE_FRACTION:.0%} of iterations off the top", transform=ax.transAxes,
+                    ha="right", va="top", fontsize=8, color="#555555")
+        elif metric == "loss" and (values > 0).all() and values.max() > 10 * values.min():
             ax.set_yscale("log")
         ax.set_xlabel("iteration")
-        ax.set_ylabel("training loss" if metric == "loss" else "validation PSNR (dB)")
+        ax.set_ylabel(loss_label.replace(" (", "\n(") if metric == "loss" else "validation PSNR (dB)")
         ax.set_title(f"{name}: {'training loss' if metric == 'loss' else 'validation PSNR'}")
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=8, ncol=2 if sub["method"].nunique() > 2 else 1, framealpha=0.8)
@@ -397,11 +418,36 @@ def difference_crop(images: Sequence[np.ndarray], size: int) -> tuple[int, int, 
     return int(cy), int(cx), side
 
 
-def comparison_grid(rows: Sequence[Mapping], *, crop_fraction: float = 0.3):
-    """Visual comparison: per image, full views (crop outlined) above zoomed crops.
+def crop_side(height: int, width: int, *, crop_fraction: float = 0.5, min_side: int = 64) -> int:
+    """Side of the square window a comparison grid enlarges: ``crop_fraction`` of the shorter
+    side, at least ``min_side`` px, at most the shorter side. With the default half, the enlarged
+    row shows the window at twice the scale of the full view above it: a 128-px demo image gives a
+    64-px window, a 720-px GoPro frame a 360-px one (never a 3× blow-up of a few dozen pixels)."""
+    short = min(height, width)
+    return int(min(short, max(min_side, round(crop_fraction * short))))
+
+
+def crop_window(panels: Sequence[tuple], *, crop_fraction: float = 0.5, min_crop: int = 64) -> tuple[int, int, int]:
+    """(top, left, side) of the window a comparison grid enlarges, for ``(label, image, psnr)`` panels.
+
+    The side is :func:`crop_side`'s; the window sits where the model outputs (the panels other
+    than "Input" and "Target") disagree most or, with a single model, where its output differs
+    most from the input: where the restoration did the most.
+    """
+    h, w = panels[0][1].shape[:2]
+    outputs = [img for label, img, _ in panels if label not in ("Input", "Target")]
+    if len(outputs) < 2:
+        outputs = [img for label, img, _ in panels if label != "Target"]
+    if len(outputs) < 2:
+        outputs = [p[1] for p in panels]
+    return difference_crop(outputs, crop_side(h, w, crop_fraction=crop_fraction, min_side=min_crop))
+
+
+def comparison_grid(rows: Sequence[Mapping], *, crop_fraction: float = 0.5, min_crop: int = 64):
+    """Visual comparison: per image, full views (crop outlined) above enlarged crops.
 
     Each row is ``{"image": stem, "panels": [(label, HxWx3 uint8, psnr or None), ...]}``; the
-    crop is placed where the non-input, non-target panels disagree most.
+    enlarged window is :func:`crop_window`'s.
     """
     set_style()
     if not rows:
@@ -412,9 +458,8 @@ def comparison_grid(rows: Sequence[Mapping], *, crop_fraction: float = 0.3):
 
     for i, row in enumerate(rows):
         panels = row["panels"]
-        outputs = [img for label, img, _ in panels if label not in ("Input", "Target")] or [p[1] for p in panels]
         h, w = panels[0][1].shape[:2]
-        top, left, side = difference_crop(outputs, int(crop_fraction * min(h, w)))
+        top, left, side = crop_window(panels, crop_fraction=crop_fraction, min_crop=min_crop)
         for j in range(ncols):
             full_ax, crop_ax = axes[2 * i, j], axes[2 * i + 1, j]
             full_ax.axis("off")

@@ -10,16 +10,19 @@ from ..atomic import atomic_write_text
 # What each output is, by file stem (prefix match for per-task / per-dataset files).
 DESCRIPTIONS = {
     "main_": "Main results laid out as in the paper: datasets as columns, rows paper / ours / Δ.",
-    "ablation_visual_": "Ablation variants side by side on the images where they differ most (zoomed crops, PSNR per panel).",
-    "ablation": "Ablation: mean ± std over seeds, paired bootstrap 95% CI of the difference to the full model, "
+    "ablation_visual_": "Ablation variants side by side on the images where they differ most (crops enlarged ×2, "
+                        "PSNR per panel).",
+    "ablation": "Mean ± std over seeds, paired bootstrap 95% CI of the difference to the full model, "
                 "parameters, GFLOPs at 256×256 and restore time per image.",
-    "cost": "Training cost: hours per trained model from the Snakemake benchmark files.",
+    "cost": "Hours per trained model from the Snakemake benchmark files.",
     "paper_vs_ours": "Paper vs. our reproduction per dataset (Δ written above each dataset).",
     "ablation_bars": "Ablation variants against the full model, with bootstrap CIs.",
     "per_image_psnr": "Per-image PSNR distribution per dataset and method.",
-    "training_curves": "Training loss and validation PSNR against iteration.",
+    "training_curves": "Training loss per stage output (like for like across 1-, 2- and 3-stage variants) and "
+                       "validation PSNR against iteration.",
     "stage_progression": "Mean PSNR of the stage-1, stage-2 and final outputs per dataset.",
-    "visual_": "Visual comparison of the images where the methods differ most (zoomed crops, PSNR per panel).",
+    "visual_": "Visual comparison of the hardest images, or those where the methods differ most (crops enlarged ×2, "
+               "PSNR per panel).",
 }
 OTHER_FILES = {
     "summary.csv": "Machine-readable truth: one row per (task, dataset, method); every table and figure is drawn from it "
@@ -54,6 +57,20 @@ def describe(stem: str) -> str:
     return ""
 
 
+def split_title(markdown: str) -> tuple[str | None, str]:
+    """(title, rest) of a table's Markdown, whose first line is its title in bold (``**...**``).
+
+    The index uses the title as the table's heading and shows the rest below it, so each title
+    appears once; Markdown without a bold first line comes back whole with title ``None``.
+    """
+    text = markdown.strip()
+    first, _, rest = text.partition("\n")
+    first = first.strip()
+    if len(first) > 4 and first.startswith("**") and first.endswith("**"):
+        return first[2:-2].strip(), rest.strip()
+    return None, text
+
+
 def build_index(study: str, root: str | os.PathLike, *, provenance_md: str | None = None) -> str:
     """Markdown index of ``root`` (= ``results/<study>``); links are relative to ``root``."""
     root = Path(root)
@@ -73,7 +90,8 @@ def build_index(study: str, root: str | os.PathLike, *, provenance_md: str | Non
             stem = md.stem
             formats = " · ".join(f"[{ext}](tables/{stem}.{ext})" for ext in ("md", "tex", "csv", "html")
                                  if (root / "tables" / f"{stem}.{ext}").exists())
-            lines += [f"### {stem}", "", f"{describe(stem)} ({formats})".strip(), "", md.read_text().strip(), ""]
+            title, body = split_title(md.read_text())
+            lines += [f"### {title or stem}", "", f"{describe(stem)} ({formats})".strip(), "", body, ""]
 
     figures = sorted((root / "figures").glob("*.png"), key=lambda p: _rank(p.stem)) if (root / "figures").is_dir() else []
     if figures:
