@@ -24,6 +24,7 @@ demo: $(STAMP)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" snakemake all --cores 2 --configfile config/demo.yaml && \
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" snakemake --cores 1 --configfile config/demo.yaml \
 		--report results/demo/report.html && \
+	$(PY) -m mprnet.report.gains results/demo/summary.csv && \
 	echo "demo study finished in $$(( $$(date +%s) - start )) s: see results/demo/README.md and results/demo/report.html"
 
 # The Rain100L study on real images (config/rain100l.yaml; README, "Real images"). REALDATA=DIR
@@ -46,6 +47,7 @@ real-study: $(STAMP)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" snakemake all --cores 2 --configfile $(REAL_CONFIG); \
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" snakemake --cores 1 --configfile $(REAL_CONFIG) \
 		--report results/$(REAL_STUDY)/report.html; \
+	$(PY) -m mprnet.report.gains results/$(REAL_STUDY)/summary.csv; \
 	echo "real study finished in $$(( $$(date +%s) - start )) s: see results/$(REAL_STUDY)/README.md and results/$(REAL_STUDY)/report.html"
 
 test: $(STAMP)

@@ -504,3 +504,22 @@ def test_index_gives_each_table_title_once(tmp_path):
     assert "### Ablation (deblurring): variants against the full model" in index
     assert "| MPRNet (full) | 30.00 |" in index and "tables/ablation.tex" in index
     assert split_title("| a |\n|---|") == (None, "| a |\n|---|")
+
+
+def test_gains_table_pairs_each_main_model_with_its_input(tmp_path, capsys):
+    from mprnet.report.gains import gains_table, main
+
+    summary = tmp_path / "summary.csv"
+    pd.DataFrame([
+        {"task": "deraining", "dataset": "rain", "method": "degraded", "group": "input", "psnr": 26.9, "ssim": 0.838},
+        {"task": "deraining", "dataset": "rain", "method": "full", "group": "main", "psnr": 30.4, "ssim": 0.903},
+        {"task": "deraining", "dataset": "rain", "method": "full", "group": "ablation", "psnr": 99.0, "ssim": 0.99},
+        {"task": "deraining", "dataset": "rain", "method": "paper", "group": "paper", "psnr": 38.0, "ssim": 0.98},
+    ]).to_csv(summary, index=False)
+    table = gains_table(summary)
+    assert table.splitlines()[-1] == "| deraining | rain | 26.90 dB / 0.8380 | 30.40 dB / 0.9030 | +3.50 dB / +0.0650 |"
+    assert len(table.splitlines()) == 3  # header, rule, one row: the ablation and paper rows are not gains
+    assert main([str(summary)]) == 0 and "+3.50 dB" in capsys.readouterr().out
+    pd.DataFrame([{"task": "t", "dataset": "d", "method": "full"}]).to_csv(summary, index=False)
+    assert main([str(summary)]) == 2
+    assert "no column(s) group, psnr, ssim" in capsys.readouterr().err

@@ -1,0 +1,59 @@
+"""The line a study run ends with: each main model's mean PSNR/SSIM against its degraded input.
+
+    python -m mprnet.report.gains results/demo/summary.csv
+
+Reads the study's ``summary.csv`` (columns task, dataset, method, group, psnr, ssim; see
+:mod:`mprnet.study.aggregate`) and prints, per task and test set, the ``degraded`` input row, the
+``main`` group's ``full`` row and their difference (dB, SSIM). Raises ``DataError`` naming the
+file when it lacks those columns or rows.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from ..errors import DataError
+
+
+def gains_table(summary_csv: str | os.PathLike) -> str:
+    """A Markdown table: task, test set, input and full-model PSNR/SSIM and the gain."""
+    import pandas as pd
+
+    path = Path(summary_csv)
+    try:
+        summary = pd.read_csv(path)
+    except (OSError, pd.errors.ParserError) as exc:
+        raise DataError(f"{path}: unreadable summary ({exc})") from None
+    missing = {"task", "dataset", "method", "group", "psnr", "ssim"} - set(summary.columns)
+    if missing:
+        raise DataError(f"{path}: no column(s) {', '.join(sorted(missing))}")
+    inputs = summary[(summary["group"] == "input") & (summary["method"] == "degraded")]
+    full = summary[(summary["group"] == "main") & (summary["method"] == "full")]
+    rows = inputs.merge(full, on=["task", "dataset"], suffixes=("_in", "_full"))
+    if rows.empty:
+        raise DataError(f"{path}: no test set with both a degraded input row and a main full-model row")
+    lines = ["| task | test set | input PSNR / SSIM | full model PSNR / SSIM | gain |", "|---|---|---|---|---|"]
+    for r in rows.sort_values(["task", "dataset"]).itertuples():
+        lines.append(f"| {r.task} | {r.dataset} | {r.psnr_in:.2f} dB / {r.ssim_in:.4f} | "
+                     f"{r.psnr_full:.2f} dB / {r.ssim_full:.4f} | {r.psnr_full - r.psnr_in:+.2f} dB / "
+                     f"{r.ssim_full - r.ssim_in:+.4f} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: python -m mprnet.report.gains SUMMARY.csv", file=sys.stderr)
+        return 2
+    try:
+        print(gains_table(args[0]))
+    except DataError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
