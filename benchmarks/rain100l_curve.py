@@ -65,7 +65,7 @@ def evaluate(net, inputs, targets, amp_dtype) -> tuple[float, float]:
     scores = []
     with torch.no_grad(), torch.autocast("cpu", dtype=amp_dtype, enabled=amp_dtype is not None):
         for x, y in zip(inputs, targets):
-            out = net(torch.from_numpy(x).permute(2, 0, 1)[None].float().div(255))[0].float()
+            out = net(torch.from_numpy(x.copy()).permute(2, 0, 1)[None].float().div(255))[0].float()
             scores.append(psnr_ssim_y(to_uint8(out[0].permute(1, 2, 0).numpy()), y))
     net.train()
     return tuple(float(v) for v in np.mean(scores, axis=0))
