@@ -517,8 +517,24 @@ def test_gains_table_pairs_each_main_model_with_its_input(tmp_path, capsys):
         {"task": "deraining", "dataset": "rain", "method": "paper", "group": "paper", "psnr": 38.0, "ssim": 0.98},
     ]).to_csv(summary, index=False)
     table = gains_table(summary)
-    assert table.splitlines()[-1] == "| deraining | rain | 26.90 dB / 0.8380 | 30.40 dB / 0.9030 | +3.50 dB / +0.0650 |"
+    assert table.splitlines()[-1] == ("| deraining | rain | 26.90 dB / 0.8380 | 30.40 dB / 0.9030 | "
+                                      "+3.50 dB / +0.0650 | — |")  # no runs.csv: no interval
     assert len(table.splitlines()) == 3  # header, rule, one row: the ablation and paper rows are not gains
+    # With runs.csv and per-image scores: a paired bootstrap CI of the per-image gain.
+    rng = np.random.default_rng(0)
+    before = rng.normal(26.9, 3.0, 50)
+    gain = 3.5 + rng.normal(0, 1.0, 50)
+    images = [f"{i:03d}" for i in range(50)]
+    runs = []
+    for group, method, psnr in (("input", "degraded", before), ("main", "full", before + gain)):
+        scores = tmp_path / f"{group}.csv"
+        pd.DataFrame({"image": images, "psnr": psnr, "ssim": 0.9}).to_csv(scores, index=False)
+        runs.append({"task": "deraining", "dataset": "rain", "method": method, "group": group, "seed": 0,
+                     "psnr": psnr.mean(), "ssim": 0.9, "n_images": 50, "scores": str(scores)})
+    pd.DataFrame(runs).to_csv(tmp_path / "runs.csv", index=False)
+    row = gains_table(summary).splitlines()[-1]
+    low, high = (float(v) for v in re.search(r"\[([-+.\d]+), ([-+.\d]+)\] dB over 50 images", row).groups())
+    assert low < gain.mean() < high and high - low < 1.0
     assert main([str(summary)]) == 0 and "+3.50 dB" in capsys.readouterr().out
     pd.DataFrame([{"task": "t", "dataset": "d", "method": "full"}]).to_csv(summary, index=False)
     assert main([str(summary)]) == 2

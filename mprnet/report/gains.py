@@ -4,7 +4,9 @@
 
 Reads the study's ``summary.csv`` (columns task, dataset, method, group, psnr, ssim; see
 :mod:`mprnet.study.aggregate`) and prints, per task and test set, the ``degraded`` input row, the
-``main`` group's ``full`` row and their difference (dB, SSIM). Raises ``DataError`` naming the
+``main`` group's ``full`` row and their difference (dB, SSIM). Where ``runs.csv`` lies beside it,
+the PSNR gain gets a paired-bootstrap 95% CI over the test images (per-image PSNR averaged over
+seeds; :func:`mprnet.report.stats.paired_bootstrap_ci`, seeded). Raises ``DataError`` naming the
 file when it lacks those columns or rows.
 """
 
@@ -34,12 +36,35 @@ def gains_table(summary_csv: str | os.PathLike) -> str:
     rows = inputs.merge(full, on=["task", "dataset"], suffixes=("_in", "_full"))
     if rows.empty:
         raise DataError(f"{path}: no test set with both a degraded input row and a main full-model row")
-    lines = ["| task | test set | input PSNR / SSIM | full model PSNR / SSIM | gain |", "|---|---|---|---|---|"]
+    intervals = _gain_intervals(path.parent / "runs.csv")
+    lines = ["| task | test set | input PSNR / SSIM | full model PSNR / SSIM | gain | PSNR gain 95% CI |",
+             "|---|---|---|---|---|---|"]
     for r in rows.sort_values(["task", "dataset"]).itertuples():
+        ci = intervals.get((r.task, r.dataset))
         lines.append(f"| {r.task} | {r.dataset} | {r.psnr_in:.2f} dB / {r.ssim_in:.4f} | "
                      f"{r.psnr_full:.2f} dB / {r.ssim_full:.4f} | {r.psnr_full - r.psnr_in:+.2f} dB / "
-                     f"{r.ssim_full - r.ssim_in:+.4f} |")
+                     f"{r.ssim_full - r.ssim_in:+.4f} | "
+                     + (f"[{ci.low:+.2f}, {ci.high:+.2f}] dB over {ci.n} images |" if ci else "— |"))
     return "\n".join(lines)
+
+
+def _gain_intervals(runs_csv: Path) -> dict:
+    """{(task, dataset): BootstrapCI of the full model's per-image PSNR minus the input's}."""
+    from .loaders import read_run_scores, read_runs
+    from .stats import paired_bootstrap_ci
+
+    if not runs_csv.is_file():
+        return {}
+    scores = read_run_scores(read_runs(runs_csv))
+    scores = scores[((scores["group"] == "input") & (scores["method"] == "degraded"))
+                    | ((scores["group"] == "main") & (scores["method"] == "full"))]
+    per_image = scores.groupby(["task", "dataset", "group", "image"])["psnr"].mean().unstack("group")
+    intervals = {}
+    for (task, dataset), frame in per_image.groupby(level=["task", "dataset"]):
+        frame = frame.dropna()
+        if {"input", "main"} <= set(frame.columns) and len(frame) >= 2:
+            intervals[(task, dataset)] = paired_bootstrap_ci(frame["main"].to_numpy(), frame["input"].to_numpy())
+    return intervals
 
 
 def main(argv: list[str] | None = None) -> int:
