@@ -15,20 +15,11 @@ import pytest
 import yaml
 from PIL import Image
 
+from image_files import rgb, save
 from mprnet.data.prepare import prepare_dataset, read_manifest
 from mprnet.data.registry import load_registry
 from mprnet.errors import DataError
 from mprnet.images import read_rgb, to_uint8
-
-
-def rgb(h: int, w: int, seed: int) -> np.ndarray:
-    return np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
-
-
-def save(path: Path, image: np.ndarray) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(image).save(path)
-    return path
 
 
 class Project:

@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from PIL import Image
 
+from image_files import rgb, save
 from mprnet.data import pairs as pairs_module
 from mprnet.data.drop import stage_drop
 from mprnet.data.fetch import fetch_source
@@ -26,16 +26,6 @@ from mprnet.data.prepare import prepare_dataset, read_manifest
 from mprnet.data.registry import load_registry
 from mprnet.errors import ConfigError, DataError
 from mprnet.images import read_rgb
-
-
-def rgb(h: int, w: int, seed: int) -> np.ndarray:
-    return np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
-
-
-def save(path: Path, image: np.ndarray) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(image).save(path)
-    return path
 
 
 def save_png16(path: Path, image: np.ndarray) -> Path:
