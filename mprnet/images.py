@@ -252,6 +252,17 @@ def read_float_rgb(path: str | os.PathLike) -> np.ndarray:
     return array.astype(np.float32, copy=False)
 
 
+def read_float_input(path: str | os.PathLike) -> np.ndarray:
+    """An image or ``.npy`` float array as H×W×3 float32 in [0, 1], the way the network sees it.
+
+    ``.npy``: :func:`read_float_rgb` (unquantised, as ``Denoising/test_DND.py`` feeds the DND
+    crops); any image: :func:`read_rgb` divided by 255 in float32. Raises ``DataError`` as those do.
+    """
+    if Path(path).suffix.lower() == ".npy":
+        return read_float_rgb(path)
+    return read_rgb(path).astype(np.float32) / np.float32(255.0)
+
+
 def write_png(path: str | os.PathLike, image: np.ndarray) -> None:
     """Write an H×W×3 uint8 array as PNG, atomically."""
     from PIL import Image

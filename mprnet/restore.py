@@ -11,7 +11,7 @@
   halves, and channel attention pools globally), so tiles change the output slightly; on a
   512x768 image the PSNR moves by < 0.01 dB with 256-pixel tiles (``tests/test_restore.py``).
 * Inputs: the images of ``input_dir`` (8-bit, read by ``images.read_rgb``, /255) and float arrays
-  ``<stem>.npy`` (H×W×3 float in [0, 1], read by ``images.read_float_rgb`` and fed as float32
+  ``<stem>.npy`` (H×W×3 float in [0, 1], read by ``images.read_float_input`` and fed as float32
   without quantising, as ``Denoising/test_DND.py`` feeds the DND crops; ``mprnet prepare dnd``
   writes them to ``test/input_float``). Anything else there (a 2-D or integer array, values outside
   [0, 1], NaN) is a ``DataError`` naming the file, and so are two inputs sharing a stem.
@@ -168,7 +168,7 @@ def restore_folder(
     import torch
     from tqdm import tqdm
 
-    from .images import to_uint8, write_png
+    from .images import read_float_input, to_uint8, write_png
     from .atomic import atomic_path
 
     inputs = list_inputs(input_dir)
@@ -176,7 +176,7 @@ def restore_folder(
     model = model.to(device).eval()
     written = []
     for path in tqdm(inputs, desc="restore", unit="img", disable=not progress):
-        x = torch.from_numpy(read_input(path).transpose(2, 0, 1).copy())[None].to(device)
+        x = torch.from_numpy(read_float_input(path).transpose(2, 0, 1).copy())[None].to(device)
         outputs = restore_tensor(model, x, tile=tile, overlap=overlap)
         final = _hwc(outputs[0])
         target = out / f"{path.stem}.png"
@@ -215,20 +215,6 @@ def list_inputs(input_dir: str | os.PathLike) -> list[Path]:
                             f"{by_stem[path.stem].name}, {path.name}")
         by_stem[path.stem] = path
     return sorted(inputs)
-
-
-def read_input(path: str | os.PathLike) -> np.ndarray:
-    """One network input as an H×W×3 float32 array in [0, 1].
-
-    ``.npy``: ``images.read_float_rgb`` (float arrays only, values in [0, 1], cast to float32 as
-    ``Denoising/test_DND.py`` does with ``np.float32``); images: ``images.read_rgb`` / 255.
-    """
-    from .images import read_float_rgb, read_rgb
-
-    path = Path(path)
-    if path.suffix.lower() == ".npy":
-        return read_float_rgb(path)
-    return read_rgb(path).astype(np.float32) / np.float32(255.0)
 
 
 def _hwc(tensor) -> np.ndarray:

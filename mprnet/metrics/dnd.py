@@ -25,7 +25,7 @@ import numpy as np
 
 from ..atomic import atomic_path
 from ..errors import DataError
-from ..images import list_images, read_float_rgb, read_rgb
+from ..images import list_images, read_float_input
 
 BOXES_PER_IMAGE = 20
 DND_IMAGES = 50
@@ -47,10 +47,6 @@ def _crop_files(input_dir: Path) -> tuple[list[Path], bool]:
     if not images:
         raise DataError(f"{input_dir}: no restored crops (.npy or images named <image>_<box>)")
     return images, False
-
-
-def _read_crop(path: Path, is_float: bool) -> np.ndarray:
-    return read_float_rgb(path) if is_float else read_rgb(path).astype(np.float32) / np.float32(255.0)
 
 
 def collect_crops(input_dir: str | os.PathLike) -> dict[int, dict[int, Path]]:
@@ -95,7 +91,7 @@ def write_bundle(input_dir: str | os.PathLike, output_dir: str | os.PathLike, *,
     for image in tqdm(sorted(crops), desc="dnd-bundle", unit="img", disable=not progress):
         denoised = np.empty((BOXES_PER_IMAGE,), dtype=object)
         for box in range(1, BOXES_PER_IMAGE + 1):
-            denoised[box - 1] = _read_crop(crops[image][box], is_float)
+            denoised[box - 1] = read_float_input(crops[image][box])
         target = output_dir / f"{image:04d}.mat"
         with atomic_path(target) as tmp:
             scipy.io.savemat(tmp, {"Idenoised": denoised, "israw": False, "eval_version": EVAL_VERSION})
