@@ -28,4 +28,4 @@ include: "workflow/rules/report.smk"
 rule all:
     default_target: True
     input:
-        get_final_outputs,
+        STUDY.final_targets(),

@@ -17,8 +17,6 @@ COMMAND_MODULES = (
     "mprnet.data.cli",
     "mprnet.metrics.cli",
     "mprnet.training.cli",
-    "mprnet.study.cli",
-    "mprnet.report.cli",
 )
 
 

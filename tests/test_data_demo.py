@@ -20,7 +20,7 @@ from mprnet.images import pair_by_stem, read_rgb
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = ROOT / "workflow" / "schemas" / "config.schema.yaml"
-MIN_TEST_IMAGES = 12  # issue 13: at least 12 test images of at least 128x128 per task
+MIN_TEST_IMAGES = 12  # enough for a paired comparison: at least 12 test images of at least 128x128 per task
 MIN_SIDE = 128
 
 

@@ -382,11 +382,11 @@ def test_stage_drop_only_for_manual_sources(tmp_path):
 # --------------------------------------------------------------------------- numeric stems downstream
 
 def test_zero_padded_stems_stay_text_in_score_csvs_and_figures(tmp_path):
-    """Stems like 001 are names, not numbers: the study's CSV readers and report-visual keep them."""
+    """Stems like 001 are names, not numbers: the study's CSV readers and the comparison grid keep them."""
     import pandas as pd
 
-    from mprnet.cli import main as mprnet_main
     from mprnet.csv_files import read_csv_checked
+    from mprnet.report.jobs import visual_grid
 
     stems = ["001", "002", "010"]
     target = rgb(16, 16, 0)
@@ -398,11 +398,9 @@ def test_zero_padded_stems_stay_text_in_score_csvs_and_figures(tmp_path):
         pd.DataFrame({"image": stems, "psnr": [base - k for k in range(3)], "ssim": 0.5}).to_csv(
             tmp_path / f"{name}.csv", index=False)
     assert list(read_csv_checked(tmp_path / "full.csv", ("image",))["image"]) == stems
-    rc = mprnet_main(["report-visual", "--input", str(tmp_path / "input"), "--target", str(tmp_path / "target"),
-                      "--method", f"full={tmp_path / 'full'}={tmp_path / 'full.csv'}",
-                      "--input-scores", str(tmp_path / "input.csv"), "--n-images", "2",
-                      "--out", str(tmp_path / "fig" / "visual")])
-    assert rc == 0 and (tmp_path / "fig" / "visual.png").is_file()
+    visual_grid(tmp_path / "input", tmp_path / "target", [("full", tmp_path / "full", tmp_path / "full.csv")],
+                tmp_path / "fig" / "visual", input_scores=tmp_path / "input.csv", n_images=2)
+    assert (tmp_path / "fig" / "visual.png").is_file()
 
 
 def test_real_study_config_uses_these_datasets():

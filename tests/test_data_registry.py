@@ -13,7 +13,7 @@ from mprnet.errors import ConfigError
 ROOT = Path(__file__).resolve().parents[1]
 REGISTRY = ROOT / "config" / "datasets.yaml"
 
-# Copied verbatim from the MPRNet READMEs (official_architecture.md §9): the registry must use
+# Copied verbatim from the MPRNet READMEs (Datasets/README.md of each task folder): the registry must use
 # these exact strings, so a user can check them against the official repository by eye.
 OFFICIAL_URLS = [
     "https://drive.google.com/drive/folders/1Hnnlc5kI0v9_BtfMytC2LR5VpLAFZtVe?usp=sharing",

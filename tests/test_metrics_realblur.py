@@ -58,7 +58,7 @@ def astronaut_320x240():
     return cv2.resize(astronaut(), (320, 240), interpolation=cv2.INTER_AREA)
 
 
-# Computed with the functions of the published evaluate_RealBlur.py itself (issue 11); before the
+# Computed with the functions of the published evaluate_RealBlur.py itself; before the
 # mask was warped like the image the product printed 32.2521 / 0.99882 and 35.0995 / 0.98955.
 @pytest.mark.parametrize("dx, dy, psnr_expected, ssim_expected", [
     (3, 0, 33.6724, 0.99887),

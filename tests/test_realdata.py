@@ -8,7 +8,7 @@ without the images skips it. The images are linked into a temporary data folder,
 into the repository.
 
 Reference: rainy vs clean, y_channel protocol, mean of the 100 pairs, as printed by the official
-MATLAB evaluation script under GNU Octave: 26.897982 dB / 0.838215 (issue 12).
+MATLAB evaluation script under GNU Octave: 26.897982 dB / 0.838215.
 """
 
 from __future__ import annotations

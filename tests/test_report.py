@@ -11,10 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mprnet.cli import main as mprnet_main
 from mprnet.errors import DataError
-from mprnet.report import tables
-from mprnet.report.loaders import parse_path, read_benchmarks, read_run_scores, read_runs
+from mprnet.report import jobs, tables
+from mprnet.report.loaders import read_benchmarks, read_run_scores, read_runs
 from mprnet.report.stats import mean_std, paired_bootstrap_ci
 
 DERAIN = ["Test100", "Rain100H", "Rain100L", "Test2800", "Test1200"]
@@ -183,22 +182,13 @@ def test_cost_table_hours_from_benchmark_files(tmp_path):
         path = tmp_path / "benchmarks" / "train" / "deblurring" / method / "seed0.tsv"
         path.parent.mkdir(parents=True)
         path.write_text(header + f"{seconds}\t2:00:00\t2048.5\t1\t1\t1\t0\t0\t95.0\t{2 * seconds}\n")
-        paths.append(path)
-    bench = read_benchmarks(paths, "benchmarks/train/{task}/{method}/seed{seed}.tsv")
+        paths.append(({"task": "deblurring", "variant": method, "seed": 0}, path))
+    bench = read_benchmarks(paths)
     table = tables.cost_table(bench, device="GPU")
     assert bench.set_index("method").loc["full", "seconds"] == 7200.0
     assert dict(table.rows)["deblurring / full / seed 0"][:2] == ["2:00:00", "2.000"]
     assert dict(table.rows)["Total"][:3] == ["3:00:00", "3.000", "6.000"]  # cpu_time is 2x wall time
     assert table.header[1][1] == "GPU-hours"
-
-
-def test_parse_path_template():
-    fields = parse_path("results/{study}/scores/{group}/{task}/{method}/seed{seed}/{dataset}.csv",
-                        "/abs/prefix/results/demo/scores/main/deraining/full/seed3/Rain100H.csv")
-    assert fields == {"study": "demo", "group": "main", "task": "deraining", "method": "full", "seed": "3",
-                      "dataset": "Rain100H"}
-    with pytest.raises(DataError, match="template"):
-        parse_path("a/{x}.csv", "b/c.tsv")
 
 
 # ---------------------------------------------------------------------------- LaTeX
@@ -229,14 +219,14 @@ def _check_latex(text: str) -> None:
     assert "±" not in text and "−" not in text and "Δ" not in text  # unicode mapped to math
 
 
-def test_all_tables_via_cli_are_wellformed_and_consistent(study, tmp_path):
+def test_all_tables_of_the_report_jobs_are_wellformed_and_consistent(study, tmp_path):
     out = study / "tables"
     costs = study / "costs.csv"
     pd.DataFrame({"task": ["deblurring"] * 4, "method": list(VARIANTS), "group": ["ablation"] * 4,
                   "params": [20.1e6, 19e6, 18e6, 7e6], "gflops": [1500.0, 1400.0, 1300.0, 500.0]}).to_csv(costs, index=False)
-    rc = mprnet_main(["report-tables", "--summary", str(study / "summary.csv"), "--runs", str(study / "runs.csv"),
-                      "--root", str(study), "--model-costs", str(costs), "--n-resamples", "500", "--out", str(out)])
-    assert rc == 0
+    for task in ("deraining", "deblurring"):
+        jobs.main_table(study / "summary.csv", task, out)
+    jobs.ablation_table(study / "summary.csv", study / "runs.csv", costs, [], out, n_resamples=500, root=study)
     for name in ("main_deraining", "main_deblurring", "ablation"):
         for ext in ("md", "tex", "csv", "html"):
             assert (out / f"{name}.{ext}").stat().st_size > 0
@@ -280,8 +270,7 @@ def test_provenance_records_and_hash_is_order_independent(tmp_path):
     assert config_hash({"a": 1, "b": [1, 2]}) == config_hash({"b": [1, 2], "a": 1})
     assert config_hash({"a": 1}) != config_hash({"a": 2})
     out = tmp_path / "prov.json"
-    assert mprnet_main(["provenance", "--config-json", '{"x": 1}', "--out", str(out),
-                        "--markdown", str(tmp_path / "prov.md")]) == 0
+    assert jobs.provenance({"x": 1}, out, markdown=tmp_path / "prov.md") == [out, tmp_path / "prov.md"]
     record = json.loads(out.read_text())
     assert record["config_sha256"] == config_hash({"x": 1})
     assert record["packages"]["torch"] and record["devices"]["cpu"]
@@ -307,24 +296,21 @@ def test_figures_and_index(study):
         it = np.arange(1, 101) * 10
         pd.DataFrame({"iteration": it, "epoch": it // 50, "lr": 2e-4 * np.cos(it / 2000), "loss": 1.0 / np.sqrt(it),
                       "images_per_s": 5.0, "val_psnr": np.where(it % 200 == 0, 20 + np.log(it), np.nan)}).to_csv(path, index=False)
-        logs.append(str(path))
+        logs.append(({"group": "ablation", "task": "deblurring", "variant": method, "seed": 0}, path))
     stage_csv = study / "stages" / "deraining" / "Rain100H.csv"
     stage_csv.parent.mkdir(parents=True)
     pd.DataFrame({"image": ["a", "b"] * 3, "stage": [1, 1, 2, 2, 3, 3], "n_stages": 3,
                   "psnr": [27, 28, 28.5, 29, 29.5, 30.1], "ssim": 0.9}).to_csv(stage_csv, index=False)
     figs = study / "figures"
-    rc = mprnet_main([
-        "report-figures", "--summary", str(study / "summary.csv"), "--runs", str(study / "runs.csv"),
-        "--root", str(study), "--n-resamples", "300", "--out", str(figs),
-        "--training-logs", *logs, "--training-logs-template", "runs/{group}/{task}/{method}/seed{seed}/metrics.csv",
-        "--stage-scores", str(stage_csv), "--stage-scores-template", "stages/{task}/{dataset}.csv",
-    ])
-    assert rc == 0
+    written = jobs.study_figures(study / "summary.csv", study / "runs.csv", figs, root=study, n_resamples=300,
+                                 training_logs=logs,
+                                 stage_scores=[({"task": "deraining", "dataset": "Rain100H"}, stage_csv)])
+    assert len(written) == 10
     for name in ("paper_vs_ours", "ablation_bars", "per_image_psnr", "training_curves", "stage_progression"):
         _assert_figure(figs / name)
     (study / "tables").mkdir()
     tables.write_table(tables.main_results_table(pd.read_csv(study / "summary.csv"), "deblurring"), study / "tables")
-    assert mprnet_main(["report-index", "--study", "synthetic", "--root", str(study)]) == 0
+    assert jobs.results_index("synthetic", study) == [study / "README.md"]
     index = (study / "README.md").read_text()
     assert "figures/paper_vs_ours.png" in index and "tables/main_deblurring.tex" in index
     assert "summary.csv" in index
@@ -353,12 +339,9 @@ def test_visual_comparison_grid(tmp_path):
     scores = pd.concat([pd.DataFrame(rows[m]).assign(method=m) for m in ("full", "no_sam")])
     chosen = most_different_images(scores, ["full", "no_sam"], n=2)
     assert chosen == ["im3", "im2"]  # no_sam's noise grows with i, full's does not
-    rc = mprnet_main(["report-visual", "--input", str(dirs["input"]), "--target", str(tmp_path / "target"),
-                      "--method", f"full={dirs['full']}={tmp_path / 'full.csv'}",
-                      "--method", f"no_sam={dirs['no_sam']}={tmp_path / 'no_sam.csv'}",
-                      "--input-scores", str(tmp_path / "input.csv"), "--n-images", "2",
-                      "--out", str(tmp_path / "fig" / "visual_demo")])
-    assert rc == 0
+    jobs.visual_grid(dirs["input"], tmp_path / "target",
+                     [("full", dirs["full"], tmp_path / "full.csv"), ("no_sam", dirs["no_sam"], tmp_path / "no_sam.csv")],
+                     tmp_path / "fig" / "visual_demo", input_scores=tmp_path / "input.csv", n_images=2)
     _assert_figure(tmp_path / "fig" / "visual_demo")
 
 
@@ -394,30 +377,31 @@ def test_score_stages_scores_every_stage_with_the_protocol(tmp_path):
         score_stages(out, target, "rgb")
 
 
-def test_workflow_helpers_on_the_demo_config():
+def test_study_report_records_on_the_demo_config():
     import yaml
 
-    from mprnet.report import workflow as rw
     from mprnet.report.costs import model_costs_table
+    from mprnet.study import layout
     from mprnet.study.config import load_study
 
     root = Path(__file__).resolve().parents[1]
     config = yaml.safe_load((root / "config" / "demo.yaml").read_text())
     study = load_study(config, root / "workflow" / "schemas" / "config.schema.yaml", root)
-    spec = json.loads(rw.model_spec(study))
+    spec = study.model_specs()
     assert {(s["group"], s["method"]) for s in spec} >= {("main", "full"), ("ablation", "no_sam"), ("ablation", "single_stage")}
     costs = model_costs_table(spec).set_index(["group", "task", "method"])
     assert costs.loc[("ablation", "deblurring", "single_stage"), "params"] < costs.loc[("ablation", "deblurring", "full"), "params"]
     assert costs.loc[("ablation", "deblurring", "no_sam"), "gflops"] < costs.loc[("ablation", "deblurring", "full"), "gflops"]
-    figures = rw.visual_figures(study)
-    assert "results/demo/figures/ablation_visual_deblurring_demo_blur.png" in figures
-    assert "results/demo/figures/visual_deraining_demo_rain.png" in figures
-    methods = [m for m, _, _ in rw.visual_methods(study, "ablation", "deblurring", "demo_blur")]
+    index = study.index_inputs()
+    assert "results/demo/figures/ablation_visual_deblurring_demo_blur.png" in index
+    assert "results/demo/figures/visual_deraining_demo_rain.png" in index
+    assert "results/demo/tables/ablation.md" in index and "results/demo/provenance.json" in index
+    methods = [s.method for s in study.visual_methods("ablation", "deblurring", "demo_blur")]
     assert methods == list(config["demo"]["ablations"]["variants"])
-    assert all(p.startswith("results/demo/stage_scores/main/") for p in rw.stage_score_files(study))
-    for path in rw.train_benchmarks(study):
-        assert parse_path(rw.template(study, "benchmarks/train/{group}/{task}/{variant}/seed{seed}.tsv"), path)
-    assert rw.average_tasks(study) == ["deraining"]
+    assert {run.group for run, _ in study.stage_scored_runs()} == {"main"}
+    assert study.run_files(layout.TRAIN_BENCHMARK)[0] == "results/demo/benchmarks/train/main/deraining/full/seed0.tsv"
+    assert study.average_tasks() == ["deraining"]
+    assert study.report.visual_images == 3 and study.report.bootstrap_resamples == 10_000  # the defaults
 
 
 def test_training_logs_are_normalised_and_missing_ones_skipped(tmp_path):
@@ -427,13 +411,14 @@ def test_training_logs_are_normalised_and_missing_ones_skipped(tmp_path):
     path.parent.mkdir(parents=True)
     pd.DataFrame({"step": [1, 2], "train_loss": [0.5, 0.4], "val_psnr": [np.nan, 20.0]}).to_csv(path, index=False)
     missing = tmp_path / "runs" / "main" / "deblurring" / "full" / "seed0" / "metrics.csv"
-    template = "runs/{group}/{task}/{variant}/seed{seed}/metrics.csv"
+    fields = {"group": "main", "variant": "full", "seed": 0}
     with pytest.warns(UserWarning, match="no training log"):
-        logs = read_training_logs([path, missing], template, missing_ok=True)
+        logs = read_training_logs([(dict(fields, task="deraining"), path), (dict(fields, task="deblurring"), missing)],
+                                  missing_ok=True)
     assert list(logs["iteration"]) == [1, 2] and list(logs["loss"]) == [0.5, 0.4]
     assert set(logs["method"]) == {"full"} and set(logs["seed"]) == {0}  # `variant` field read as the method
     with pytest.raises(DataError, match="no such"):
-        read_training_logs([missing], template)
+        read_training_logs([(fields, missing)])
 
 
 def test_training_curves_compare_variants_per_stage_output(tmp_path):
@@ -441,9 +426,8 @@ def test_training_curves_compare_variants_per_stage_output(tmp_path):
     import yaml
 
     from mprnet.report import figures
-    from mprnet.report.cli import _read_training_logs
+    from mprnet.report.jobs import _training_logs
 
-    template = "runs/{group}/{task}/{variant}/seed{seed}/metrics.csv"
     paths = []
     it = np.arange(5, 105, 5)
     for variant, stages in (("full", 3), ("single_stage", 1)):
@@ -453,8 +437,8 @@ def test_training_curves_compare_variants_per_stage_output(tmp_path):
         pd.DataFrame({"iteration": it, "loss": stages * (0.2 + 2.0 / it ** 2)}).to_csv(run / "metrics.csv", index=False)
         overrides = {"n_feat": 16} if stages == 3 else {"n_feat": 16, "num_stages": 1}  # 3 = the default
         (run / "config.yaml").write_text(yaml.safe_dump({"task": "deblurring", "model": {"overrides": overrides}}))
-        paths.append(str(run / "metrics.csv"))
-    logs = _read_training_logs(paths, template)
+        paths.append(({"group": "ablation", "task": "deblurring", "variant": variant, "seed": 0}, run / "metrics.csv"))
+    logs = _training_logs(paths)
     assert logs.groupby("method")["stages"].first().to_dict() == {"full": 3, "single_stage": 1}
     fig = figures.training_curves(logs)
     ax = fig.axes[0]

@@ -27,7 +27,7 @@ SCHEMA = ROOT / "workflow" / "schemas" / "config.schema.yaml"
 PAPER_TEST_SETS = {"rain100h", "rain100l", "test100", "test1200", "test2800",
                    "gopro", "hide", "realblur_j", "realblur_r", "sidd", "dnd"}
 ABLATION_VARIANTS = {"no_sam", "no_csff", "single_stage", "two_stage"}
-REPORT_RULES = set(re.findall(r"^rule (\w+):", (ROOT / "workflow/rules/report.smk").read_text(), re.M)) - {"score_stages"}
+REPORT_RULES = set(re.findall(r"^rule (\w+):", (ROOT / "workflow/rules/report.smk").read_text(), re.M)) - {"stage_scores"}
 
 
 def _config(name: str) -> dict:
@@ -103,7 +103,8 @@ def test_paper_plan_lists_every_job_without_data(workdir):
     scored = {Path(p).stem for p in outputs_of(jobs, "score")}
     assert scored == PAPER_TEST_SETS - {"dnd"}  # DND has no public ground truth...
     assert any(p.endswith("/dnd") for p in outputs_of(jobs, "dnd_bundle"))  # ...it gets a bundle
-    assert {Path(p).stem for p in outputs_of(jobs, "score_input")} == PAPER_TEST_SETS - {"dnd"}
+    inputs_scored = {Path(p).stem for p in outputs_of(jobs, "score") if "/scores/input/" in p}
+    assert inputs_scored == PAPER_TEST_SETS - {"dnd"}  # the paper's "Input" row, by the same rule
     prepared = {Path(p).parent.parent.name for p in outputs_of(jobs, "prepare")}
     assert PAPER_TEST_SETS | {"rain13k", "sidd_train"} <= prepared
     assert "results/paper/summary.csv" in outputs_of(jobs, "aggregate")
@@ -248,8 +249,8 @@ def test_changing_one_ablation_reruns_only_what_depends_on_it(workdir):
         f"results/demo/runs/ablation/deblurring/two_stage/seed{s}/model_final.pt" for s in seeds}
     per_study = {"study_manifest", "aggregate"} | REPORT_RULES  # tables and figures of the whole study
     assert {"run_config", "train", "restore", "score"} <= {r for r, _ in jobs} <= (
-        {"run_config", "train", "restore", "score", "score_stages"} | per_study)
-    assert all("/ablation/deblurring/two_stage/" in o for r, outs in jobs if r == "score_stages" for o in outs)
+        {"run_config", "train", "restore", "score", "stage_scores"} | per_study)
+    assert all("/ablation/deblurring/two_stage/" in o for r, outs in jobs if r == "stage_scores" for o in outs)
 
     # A change of the ablations' shared recipe reruns every ablation run and no main model.
     changed = copy.deepcopy(config)

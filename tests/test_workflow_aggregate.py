@@ -1,4 +1,4 @@
-"""Study-level commands: `mprnet aggregate` (summary.csv) and `mprnet run-config`."""
+"""Study-level steps: the aggregation (summary.csv) and each run's config file."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from mprnet.cli import main
-from mprnet.errors import DataError
+from mprnet.errors import ConfigError, DataError
 from mprnet.study.aggregate import aggregate
+from mprnet.study.files import write_run_config
 
 
 def _scores(path, psnr, ssim):
@@ -64,9 +64,7 @@ def _row(summary, **match):
 
 def test_summary_means_over_images_then_seeds(study):
     tmp, manifest = study
-    rc = main(["aggregate", "--manifest", str(manifest), "--summary", str(tmp / "summary.csv"),
-               "--runs", str(tmp / "runs.csv"), "--metrics", str(tmp / "metrics.json")])
-    assert rc == 0
+    aggregate(manifest, tmp / "summary.csv", tmp / "runs.csv", tmp / "metrics.json")
     summary = pd.read_csv(tmp / "summary.csv")
     assert list(summary.columns[:6]) == ["task", "dataset", "method", "psnr", "ssim", "n_images"]
 
@@ -123,15 +121,12 @@ def test_run_config_sets_aside_a_checkpoint_of_other_settings(tmp_path, capsys):
     (run / "checkpoint.pt").write_bytes(b"state")
 
     # Same settings (e.g. a retry after preemption): the checkpoint stays to be resumed.
-    args = ["run-config", "--json", json.dumps(_run_config(tmp_path, 10)), "--out", str(run / "run.yaml"),
-            "--run-dir", str(run)]
-    assert main(args) == 0
+    write_run_config(_run_config(tmp_path, 10), run / "run.yaml", run)
     assert (run / "checkpoint.pt").read_bytes() == b"state"
     assert yaml.safe_load((run / "run.yaml").read_text())["schedule"]["length"] == 10
 
     # Changed settings: the old checkpoint must not be resumed under the new config.
-    args[2] = json.dumps(_run_config(tmp_path, 20))
-    assert main(args) == 0
+    write_run_config(_run_config(tmp_path, 20), run / "run.yaml", run)
     assert not (run / "checkpoint.pt").exists()
     assert (run / "checkpoint.superseded.pt").read_bytes() == b"state"
     assert "schedule.length" in capsys.readouterr().out
@@ -140,6 +135,33 @@ def test_run_config_sets_aside_a_checkpoint_of_other_settings(tmp_path, capsys):
 def test_run_config_refuses_what_the_trainer_would_reject(tmp_path, capsys):
     bad = _run_config(tmp_path, 10)
     bad["data"]["patchsize"] = 32
-    rc = main(["run-config", "--json", json.dumps(bad), "--out", str(tmp_path / "run.yaml")])
-    assert rc == 2 and not (tmp_path / "run.yaml").exists()
-    assert "patchsize" in capsys.readouterr().err
+    with pytest.raises(ConfigError, match="patchsize"):
+        write_run_config(bad, tmp_path / "run.yaml")
+    assert not (tmp_path / "run.yaml").exists()
+
+
+def _run(dataset, psnrs, ssims, method="full"):
+    return {"task": "deraining", "dataset": dataset, "method": method, "group": "main", "seed": 0,
+            "psnr": sum(psnrs) / len(psnrs), "ssim": sum(ssims) / len(ssims), "n_images": len(psnrs)}
+
+
+def test_average_is_the_mean_of_dataset_means_only_over_every_published_set():
+    """The paper's deraining Average (evaluate_PSNR_SSIM.m): the mean of the dataset means, never
+    the mean over all images, and never over a subset of the published sets."""
+    from mprnet.study.aggregate import summarise
+
+    per = {"Test100": ([30.0, 32.0], [0.9, 0.8]), "Rain100H": ([20.0], [0.5]),
+           "Rain100L": ([40.0] * 4, [1.0] * 4), "Test2800": ([25.0, 35.0], [0.7, 0.9]), "Test1200": ([33.0], [0.95])}
+    published = {"deraining": {name: {"psnr": None, "ssim": None} for name in [*per, "Average"]}}
+    rows = summarise([_run(name, *values) for name, values in per.items()], published, {"deraining"})
+    (average,) = [r for r in rows if r["dataset"] == "Average" and r["group"] == "main"]
+    assert average["psnr"] == pytest.approx((31 + 20 + 40 + 30 + 33) / 5)
+    assert average["ssim"] == pytest.approx((0.85 + 0.5 + 1.0 + 0.8 + 0.95) / 5)
+    assert average["n_images"] == 10
+    all_images = [p for psnrs, _ in per.values() for p in psnrs]
+    assert average["psnr"] != pytest.approx(sum(all_images) / len(all_images))
+    subset = summarise([_run(name, *values) for name, values in per.items() if name != "Rain100H"],
+                       published, {"deraining"})
+    assert not [r for r in subset if r["dataset"] == "Average" and r["group"] == "main"]
+    inf = summarise([_run("Test100", [math.inf, 30.0], [1.0, 0.9])], {}, set())
+    assert math.isinf(inf[0]["psnr"])

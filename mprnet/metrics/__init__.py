@@ -1,12 +1,11 @@
 """PSNR/SSIM exactly as the MPRNet paper computed them, fast.
 
-Protocols (``official_architecture.md`` §8, definitions in :mod:`.protocols`): ``y_channel``
+Protocols (the paper's evaluation scripts per dataset; definitions in :mod:`.protocols`): ``y_channel``
 (deraining), ``rgb`` (GoPro, HIDE), ``realblur`` (RealBlur-J/R), ``sidd`` (SIDD).
 
 * :func:`score_folders` scores two folders (pairs by stem; input policy in :mod:`.scoring`),
-  :func:`psnr_ssim` one pair of arrays, the ``*_batch`` functions N same-size pairs;
-  :func:`aggregate` builds the paper's per-dataset table (deraining "Average" = mean of the
-  five dataset means).
+  :func:`psnr_ssim` one pair of arrays, the ``*_batch`` functions N same-size pairs (the
+  study's per-dataset means and the deraining "Average" are :mod:`mprnet.study.aggregate`'s).
 * Backends, both float64 and held to 1e-6 of the reference by the tests: fused Numba kernels
   with one image per thread on a CPU (:mod:`.kernels_cpu`), batched torch on a GPU (:mod:`.kernels`).
 * :mod:`.reference` is a slow literal float64 transcription of the MATLAB code, the tests'
@@ -27,13 +26,11 @@ from .protocols import (
     uint8_to_single,
     y_channel_batch,
 )
-from .scoring import DERAINING_AVERAGE, aggregate, find_pairs, score_folders, summarize, write_scores_csv
+from .scoring import find_pairs, score_folders, summarize, write_scores_csv
 
 __all__ = [
-    "DERAINING_AVERAGE",
     "PROTOCOLS",
     "PROTOCOL_DATASETS",
-    "aggregate",
     "find_pairs",
     "psnr_ssim",
     "psnr_ssim_rgb",

@@ -1,4 +1,4 @@
-"""Score folders of restored images against their ground truth, and aggregate as the paper does.
+"""Score folders of restored images against their ground truth, per image (the paper's ruler per protocol).
 
 Pairs are matched by file stem (the official scripts pair by list position, so one stray file
 shifts every later pair). Images are read two at a time in threads (PNG decoding releases the
@@ -204,45 +204,6 @@ def write_scores_csv(scores, path: str | os.PathLike) -> None:
 def summarize(scores) -> dict[str, float]:
     """Mean PSNR and SSIM over images (an infinite PSNR makes the mean infinite, as in MATLAB)."""
     return {"images": len(scores), "psnr": float(scores["psnr"].mean()), "ssim": float(scores["ssim"].mean())}
-
-
-DERAINING_AVERAGE = ("Test100", "Rain100H", "Rain100L", "Test2800", "Test1200")
-
-
-def aggregate(
-    per_dataset: Mapping[str, object],
-    *,
-    average_of: Sequence[str] | None = None,
-    average_name: str = "Average",
-):
-    """Paper aggregation: mean over images per dataset, plus an optional mean of dataset means.
-
-    ``per_dataset`` maps a dataset name to its per-image scores (a DataFrame with ``psnr`` and
-    ``ssim`` columns). ``average_of`` lists the datasets whose *means* are averaged into a row
-    named ``average_name``: the deraining table's "Average" is the mean of the five dataset
-    means (``evaluate_PSNR_SSIM.m``), not the mean over all 4,298 images. Returns a DataFrame
-    with columns dataset, images, psnr, ssim.
-    """
-    import pandas as pd
-
-    rows = []
-    for name, scores in per_dataset.items():
-        if len(scores) == 0:
-            raise DataError(f"dataset {name!r}: no scores")
-        rows.append({"dataset": name, **summarize(scores)})
-    table = pd.DataFrame(rows, columns=["dataset", "images", "psnr", "ssim"])
-    if average_of is not None:
-        missing = [d for d in average_of if d not in per_dataset]
-        if missing:
-            raise DataError(f"cannot average: no scores for {', '.join(missing)}")
-        part = table[table["dataset"].isin(list(average_of))]
-        table = pd.concat([table, pd.DataFrame([{
-            "dataset": average_name,
-            "images": int(part["images"].sum()),
-            "psnr": float(part["psnr"].mean()),
-            "ssim": float(part["ssim"].mean()),
-        }])], ignore_index=True)
-    return table
 
 
 def format_means(protocol: str, scores) -> str:

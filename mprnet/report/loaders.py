@@ -1,17 +1,16 @@
 """Read the study's files into tidy DataFrames, whatever folder layout the workflow chose.
 
-File locations are never hard-coded here: each reader takes explicit paths plus a *path
-template* such as ``results/{study}/scores/{task}/{method}/seed{seed}/{dataset}.csv`` whose
-``{fields}`` become columns. The workflow passes the same template it used to write them.
+File locations are never derived here: each reader takes the files the rule hands it as
+``(fields, path)`` pairs, where ``fields`` is what the file is about (e.g. a run's ``group``,
+``task``, ``variant``, ``seed`` and a ``dataset``); the fields become columns.
 """
 
 from __future__ import annotations
 
 import os
-import re
 import warnings
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Mapping
 
 import pandas as pd
 
@@ -30,41 +29,10 @@ TRAINING_LOG_ALIASES = {
     "epoch": ("epoch",),
 }
 
-_FIELD = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+Files = Iterable[tuple[Mapping[str, object], "str | os.PathLike"]]  # (fields, path) pairs
 
 
-def template_regex(template: str) -> re.Pattern[str]:
-    """Regex matching paths built from ``template``; a field repeated in it must repeat its value."""
-    pattern = []
-    seen: set[str] = set()
-    pos = 0
-    for m in _FIELD.finditer(template):
-        pattern.append(re.escape(template[pos:m.start()]))
-        name = m.group(1)
-        pattern.append(f"(?P={name})" if name in seen else f"(?P<{name}>[^/]+?)")
-        seen.add(name)
-        pos = m.end()
-    pattern.append(re.escape(template[pos:]))
-    return re.compile("".join(pattern) + r"\Z")
-
-
-def parse_path(template: str, path: str | os.PathLike) -> dict[str, str]:
-    """The field values encoded in ``path`` by ``template`` (matched against the path's end)."""
-    text = Path(path).as_posix()
-    regex = template_regex(Path(template).as_posix())
-    m = regex.fullmatch(text)
-    if m is None:
-        # Accept paths that carry an extra prefix (absolute paths, a different working directory).
-        for start in [0] + [i + 1 for i, ch in enumerate(text) if ch == "/"]:
-            m = regex.fullmatch(text[start:])
-            if m:
-                break
-    if m is None:
-        raise DataError(f"{path}: does not match the path template {template!r}")
-    return m.groupdict()
-
-
-def _identity(fields: dict[str, str]) -> dict[str, str]:
+def _identity(fields: Mapping[str, object]) -> dict[str, object]:
     """The workflow names a model's config ``variant``; tables call the same thing ``method``."""
     fields = dict(fields)
     if "variant" in fields and "method" not in fields:
@@ -72,18 +40,12 @@ def _identity(fields: dict[str, str]) -> dict[str, str]:
     return fields
 
 
-def _with_fields(frame: pd.DataFrame, fields: dict[str, str]) -> pd.DataFrame:
+def with_fields(frame: pd.DataFrame, fields: Mapping[str, object]) -> pd.DataFrame:
+    """``frame`` with one constant column per field (``variant`` named ``method``)."""
     frame = frame.copy()
     for key, value in _identity(fields).items():
-        frame[key] = _maybe_int(value)
+        frame[key] = value
     return frame
-
-
-def _maybe_int(value: str):
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return value
 
 
 def read_summary(path: str | os.PathLike) -> pd.DataFrame:
@@ -94,29 +56,15 @@ def read_summary(path: str | os.PathLike) -> pd.DataFrame:
     return frame
 
 
-def read_scores(paths: Iterable[str | os.PathLike], template: str) -> pd.DataFrame:
-    """Per-image score CSVs (image, psnr, ssim) stacked, with the template's fields as columns."""
-    frames = []
-    for path in paths:
-        fields = parse_path(template, path)
-        frame = read_csv_checked(path, SCORE_COLUMNS, "per-image score")
-        frame["image"] = frame["image"].astype(str)
-        frames.append(_with_fields(frame, fields))
-    if not frames:
-        raise DataError("no per-image score files given")
-    return pd.concat(frames, ignore_index=True)
-
-
-def read_benchmarks(paths: Iterable[str | os.PathLike], template: str) -> pd.DataFrame:
+def read_benchmarks(files: Files) -> pd.DataFrame:
     """Snakemake ``benchmark:`` files (TSV, or JSON lines when named ``*.jsonl``).
 
-    Columns out: the template's fields, ``seconds`` (wall clock), ``cpu_seconds`` and
+    Columns out: the fields, ``seconds`` (wall clock), ``cpu_seconds`` and
     ``max_rss_mb`` (Snakemake reports max_rss in MB). With ``repeat()`` a file holds several
     runs; their mean is kept, as one run is what the table reports.
     """
     rows = []
-    for path in paths:
-        fields = parse_path(template, path)
+    for fields, path in files:
         try:
             if str(path).endswith(".jsonl"):
                 frame = pd.read_json(path, lines=True)
@@ -129,7 +77,7 @@ def read_benchmarks(paths: Iterable[str | os.PathLike], template: str) -> pd.Dat
         if "s" not in frame.columns or frame.empty:
             raise DataError(f"{path}: not a Snakemake benchmark file (no 's' column or no rows)")
         rows.append({
-            **{k: _maybe_int(v) for k, v in _identity(fields).items()},
+            **_identity(fields),
             "seconds": float(pd.to_numeric(frame["s"], errors="coerce").mean()),
             "cpu_seconds": _mean_or_nan(frame, "cpu_time"),
             "max_rss_mb": _mean_or_nan(frame, "max_rss"),
@@ -145,15 +93,14 @@ def _mean_or_nan(frame: pd.DataFrame, column: str) -> float:
     return float(pd.to_numeric(frame[column], errors="coerce").mean())
 
 
-def read_training_logs(paths: Iterable[str | os.PathLike], template: str, *, missing_ok: bool = False) -> pd.DataFrame:
+def read_training_logs(files: Files, *, missing_ok: bool = False) -> pd.DataFrame:
     """Training-log CSVs with columns normalised to iteration, loss, lr, val_psnr (when present).
 
     With ``missing_ok`` a log that does not exist is skipped with a warning (a run trained
     elsewhere may come with its weights only); the figure then shows the runs that have one.
     """
     frames = []
-    for path in paths:
-        fields = parse_path(template, path)
+    for fields, path in files:
         if missing_ok and not Path(path).exists():
             warnings.warn(f"{path}: no training log, its curve is left out", stacklevel=2)
             continue
@@ -167,7 +114,7 @@ def read_training_logs(paths: Iterable[str | os.PathLike], template: str, *, mis
         frame = frame.rename(columns=renamed)
         if "iteration" not in frame.columns:
             raise DataError(f"{path}: training log has no iteration/step column (has {', '.join(map(str, frame.columns))})")
-        frames.append(_with_fields(frame, fields))
+        frames.append(with_fields(frame, fields))
     if not frames:
         if missing_ok:
             return pd.DataFrame()

@@ -14,86 +14,18 @@ task (variant ``full``), group ``ablation`` the variants of ``ablations:``.
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..data.registry import load_registry
 from ..errors import ConfigError
+from ..presets import PRESETS
 from ..yaml_files import read_yaml_mapping
+from .study import MAIN_VARIANT, DatasetRef, Run, Study, TestSet
 
-PRESETS = ("deblurring", "deraining", "denoising")
 DEMO_DATASETS = {"demo_rain": "deraining", "demo_blur": "deblurring", "demo_noise": "denoising"}
 DEMO_SPLITS = ("train", "test")
-MAIN_VARIANT = "full"
 DEFAULT_SEED = 1234  # the official train.py seed
-
-
-@dataclass(frozen=True)
-class DatasetRef:
-    name: str
-    split: str
-
-    @property
-    def path(self) -> str:
-        """Folder relative to the data root: ``<name>/<split>``."""
-        return f"{self.name}/{self.split}"
-
-
-@dataclass(frozen=True)
-class TestSet:
-    name: str
-    split: str
-    protocol: str  # y_channel | rgb | realblur | sidd | dnd (no ground truth: submission bundle)
-
-    @property
-    def scored(self) -> bool:
-        return self.protocol != "dnd"
-
-
-@dataclass
-class Run:
-    group: str
-    task: str
-    variant: str
-    seed: int
-    preset: str
-    train_set: DatasetRef
-    val_set: DatasetRef | None
-    model: dict
-    recipe: dict
-    test_sets: list[TestSet]
-
-    @property
-    def key(self) -> str:
-        return f"{self.group}/{self.task}/{self.variant}/seed{self.seed}"
-
-
-@dataclass
-class Study:
-    name: str
-    section: dict
-    data_root: str
-    source: str
-    registry: str
-    tasks: dict[str, dict]
-    test_sets: dict[str, dict[str, TestSet]]  # task -> name -> test set
-    runs: list[Run] = field(default_factory=list)
-
-    def run(self, group: str, task: str, variant: str, seed: int | str) -> Run:
-        key = f"{group}/{task}/{variant}/seed{seed}"
-        for run in self.runs:
-            if run.key == key:
-                return run
-        raise KeyError(f"no run {key} in study {self.name}")
-
-    def datasets(self) -> set[str]:
-        names = {r.train_set.name for r in self.runs} | {r.val_set.name for r in self.runs if r.val_set}
-        names |= {t.name for sets in self.test_sets.values() for t in sets.values()}
-        return names
-
-    def data_dir(self, ref: DatasetRef | TestSet) -> str:
-        return f"{self.data_root}/{ref.name}/{ref.split}"
 
 
 def _key(*parts: Any) -> str:
@@ -151,104 +83,142 @@ def select_section(config: dict, schema: dict) -> tuple[str, dict]:
     return name, copy.deepcopy(config[name])
 
 
+class _Datasets:
+    """The datasets a study may name: the demo sets, or the registry's."""
+
+    def __init__(self, name: str, data: dict, root: str | Path):
+        self.source, self.registry = data["source"], data.get("registry", "config/datasets.yaml")
+        if self.source == "demo":
+            self.known = set(DEMO_DATASETS)
+            return
+        registry_path = Path(root, self.registry)
+        if not registry_path.exists():
+            raise ConfigError(f"config key {name}.data.registry: {self.registry} does not exist")
+        self.known = set(load_registry(registry_path).datasets)
+
+    def check(self, ref: DatasetRef, key: str) -> DatasetRef:
+        if ref.name not in self.known:
+            where = "the demo sets" if self.source == "demo" else f"the registry {self.registry}"
+            raise ConfigError(f"config key {key}: dataset {ref.name!r} is not in {where} "
+                              f"(known: {', '.join(sorted(self.known))})")
+        if self.source == "demo" and ref.split not in DEMO_SPLITS:
+            raise ConfigError(f"config key {key}: demo sets have splits {DEMO_SPLITS}, not {ref.split!r}")
+        return ref
+
+
 def load_study(config: dict, schema_path: str | Path, root: str | Path = ".") -> Study:
     """Validate the merged Snakemake ``config`` and resolve every run of the selected study.
 
-    ``root`` is where relative paths of the config (registry, data root) are taken from.
+    ``root`` is where relative paths of the config (registry, data root, published numbers) are
+    taken from. Raises :class:`ConfigError` naming the key at fault.
     """
-    schema = read_yaml_mapping(schema_path)
-    name, section = select_section(config, schema)
-    data = section["data"]
-    source = data["source"]
-    data_root = data.get("root", "data")
-    registry = data.get("registry", "config/datasets.yaml")
-    known: set[str]
-    if source == "demo":
-        known = set(DEMO_DATASETS)
-    else:
-        registry_path = Path(root, registry)
-        if not registry_path.exists():
-            raise ConfigError(f"config key {name}.data.registry: {registry} does not exist")
-        known = set(load_registry(registry_path).datasets)
-
-    def check_dataset(ref: DatasetRef, key: str) -> None:
-        if ref.name not in known:
-            where = "the demo sets" if source == "demo" else f"the registry {registry}"
-            raise ConfigError(
-                f"config key {key}: dataset {ref.name!r} is not in {where} "
-                f"(known: {', '.join(sorted(known))})"
-            )
-        if source == "demo" and ref.split not in DEMO_SPLITS:
-            raise ConfigError(f"config key {key}: demo sets have splits {DEMO_SPLITS}, not {ref.split!r}")
-
-    tasks: dict[str, dict] = {}
-    test_sets: dict[str, dict[str, TestSet]] = {}
-    runs: list[Run] = []
+    name, section = select_section(config, read_yaml_mapping(schema_path))
+    datasets = _Datasets(name, section["data"], root)
+    section["published"] = _published(name, section.get("published", {}), root)
+    tasks, test_sets, runs = {}, {}, []
     for task, spec in section["tasks"].items():
-        key = _key(name, "tasks", task)
-        preset = spec.get("preset", task)
-        if preset not in PRESETS:
-            raise ConfigError(f"config key {key}.preset: needed because {task!r} is not a preset name "
-                              f"({', '.join(PRESETS)})")
-        train_set = _dataset_ref(spec["train_set"], "train")
-        check_dataset(train_set, f"{key}.train_set")
-        val_set = _dataset_ref(spec["val_set"], "test") if spec.get("val_set") else None
-        if val_set:
-            check_dataset(val_set, f"{key}.val_set")
-        sets = {}
-        for ds, test in spec["test_sets"].items():
-            test = {"protocol": test} if isinstance(test, str) else test
-            ts = TestSet(ds, test.get("split", "test"), test["protocol"])
-            check_dataset(DatasetRef(ts.name, ts.split), f"{key}.test_sets.{ds}")
-            sets[ds] = ts
-        test_sets[task] = sets
-        tasks[task] = dict(spec, preset=preset)
-        for seed in spec.get("seeds", [DEFAULT_SEED]):
-            runs.append(Run("main", task, MAIN_VARIANT, seed, preset, train_set, val_set,
-                            dict(spec.get("model", {})), copy.deepcopy(spec.get("recipe", {})),
-                            list(sets.values())))
+        tasks[task], test_sets[task], task_runs = _task_runs(name, task, spec, datasets)
+        runs += task_runs
+    if section.get("ablations"):
+        runs += _ablation_runs(name, section["ablations"], tasks, test_sets, datasets)
+    _check_task_sections(name, section, tasks, test_sets)
+    study = Study(name, section, section["data"].get("root", "data"), datasets.source, datasets.registry,
+                  tasks, test_sets, runs)
+    for run in runs:  # the trainer's own checks, once, before any job starts
+        try:
+            run.config = run_config(study, run)
+        except ConfigError as exc:
+            where = f"{name}.ablations.recipe" if run.group == "ablation" else f"{name}.tasks.{run.task}.recipe"
+            raise ConfigError(f"config key {where} (run {run.key}): {exc}") from None
+    return study
 
-    abl = section.get("ablations")
-    if abl:
-        key = _key(name, "ablations")
-        task = abl["task"]
-        if task not in tasks:
-            raise ConfigError(f"config key {key}.task: {task!r} is not one of the study's tasks "
-                              f"({', '.join(tasks)})")
-        spec = tasks[task]
-        train_set = _dataset_ref(abl["train_set"], "train") if abl.get("train_set") else _dataset_ref(spec["train_set"], "train")
-        check_dataset(train_set, f"{key}.train_set")
-        val_set = _dataset_ref(spec["val_set"], "test") if spec.get("val_set") else None
-        chosen = abl.get("test_sets", list(test_sets[task]))
-        for ds in chosen:
-            if ds not in test_sets[task]:
-                raise ConfigError(f"config key {key}.test_sets: {ds!r} is not a test set of task {task!r} "
-                                  f"({', '.join(test_sets[task])})")
-        reference = abl.get("reference", MAIN_VARIANT)
-        if reference not in abl["variants"]:
-            raise ConfigError(f"config key {key}.reference: {reference!r} is not one of the variants "
-                              f"({', '.join(abl['variants'])})")
-        seen: dict[tuple, str] = {}
-        from ..training.config import deep_merge
 
-        recipe = deep_merge(spec.get("recipe", {}), abl.get("recipe", {}))
-        for variant, switches in abl["variants"].items():
-            vkey = f"{key}.variants.{variant}"
-            if switches.get("num_stages", 3) == 1:
-                for switch in ("sam", "csff"):
-                    if switches.get(switch) is False:
-                        raise ConfigError(
-                            f"config key {vkey}.{switch}: impossible with num_stages 1 "
-                            f"(a single-stage model has no {switch.upper()} to switch off)")
-            effective = _effective_switches(switches)
-            if effective in seen:
-                raise ConfigError(f"config key {vkey}: the same model as variant {seen[effective]!r}")
-            seen[effective] = variant
-            for seed in abl.get("seeds", [DEFAULT_SEED]):
-                runs.append(Run("ablation", task, variant, seed, spec["preset"], train_set, val_set,
-                                {**spec.get("model", {}), **switches}, copy.deepcopy(recipe),
-                                [test_sets[task][ds] for ds in chosen]))
+def _published(name: str, published: dict, root: str | Path) -> dict:
+    """The paper's numbers: given inline, or ``{file, tables}`` read from the paper's results file."""
+    if "file" not in published:
+        return published
+    key = f"{name}.published"
+    path = Path(root, published["file"])
+    try:
+        results = read_yaml_mapping(path).get("results") or {}
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"config key {key}.file: {exc}") from None
+    numbers = {}
+    for task, table in published["tables"].items():
+        if not isinstance(results.get(table), dict):
+            raise ConfigError(f"config key {key}.tables.{task}: {path} has no table {table!r} "
+                              f"(has {', '.join(sorted(results))})")
+        numbers[task] = {ds: scores for ds, scores in results[table].items() if isinstance(scores, dict)}
+    return numbers
 
+
+def _task_runs(name: str, task: str, spec: dict, datasets: _Datasets):
+    """A task's resolved spec, its test sets and its main runs (one per seed)."""
+    key = _key(name, "tasks", task)
+    preset = spec.get("preset", task)
+    if preset not in PRESETS:
+        raise ConfigError(f"config key {key}.preset: needed because {task!r} is not a preset name "
+                          f"({', '.join(PRESETS)})")
+    train_set = datasets.check(_dataset_ref(spec["train_set"], "train"), f"{key}.train_set")
+    val_set = datasets.check(_dataset_ref(spec["val_set"], "test"), f"{key}.val_set") if spec.get("val_set") else None
+    sets = {}
+    for ds, test in spec["test_sets"].items():
+        test = {"protocol": test} if isinstance(test, str) else test
+        sets[ds] = TestSet(ds, test.get("split", "test"), test["protocol"])
+        datasets.check(DatasetRef(ds, sets[ds].split), f"{key}.test_sets.{ds}")
+    runs = [Run("main", task, MAIN_VARIANT, seed, preset, train_set, val_set, dict(spec.get("model", {})),
+                copy.deepcopy(spec.get("recipe", {})), list(sets.values()))
+            for seed in spec.get("seeds", [DEFAULT_SEED])]
+    return dict(spec, preset=preset), sets, runs
+
+
+def _ablation_runs(name: str, abl: dict, tasks: dict, test_sets: dict, datasets: _Datasets) -> list[Run]:
+    """The runs of ``ablations:``: one per (variant, seed), on the ablated task's data."""
+    from ..training.config import deep_merge
+
+    key = _key(name, "ablations")
+    task = abl["task"]
+    if task not in tasks:
+        raise ConfigError(f"config key {key}.task: {task!r} is not one of the study's tasks ({', '.join(tasks)})")
+    spec = tasks[task]
+    train_set = datasets.check(_dataset_ref(abl.get("train_set") or spec["train_set"], "train"), f"{key}.train_set")
+    val_set = _dataset_ref(spec["val_set"], "test") if spec.get("val_set") else None
+    chosen = abl.get("test_sets", list(test_sets[task]))
+    for ds in chosen:
+        if ds not in test_sets[task]:
+            raise ConfigError(f"config key {key}.test_sets: {ds!r} is not a test set of task {task!r} "
+                              f"({', '.join(test_sets[task])})")
+    reference = abl.get("reference", MAIN_VARIANT)
+    if reference not in abl["variants"]:
+        raise ConfigError(f"config key {key}.reference: {reference!r} is not one of the variants "
+                          f"({', '.join(abl['variants'])})")
+    recipe = deep_merge(spec.get("recipe", {}), abl.get("recipe", {}))
+    seen: dict[tuple, str] = {}
+    runs = []
+    for variant, switches in abl["variants"].items():
+        _check_switches(f"{key}.variants.{variant}", switches, seen, variant)
+        runs += [Run("ablation", task, variant, seed, spec["preset"], train_set, val_set,
+                     {**spec.get("model", {}), **switches}, copy.deepcopy(recipe),
+                     [test_sets[task][ds] for ds in chosen])
+                 for seed in abl.get("seeds", [DEFAULT_SEED])]
+    return runs
+
+
+def _check_switches(key: str, switches: dict, seen: dict[tuple, str], variant: str) -> None:
+    """An ablation variant must be possible and differ from every other variant."""
+    if switches.get("num_stages", 3) == 1:
+        for switch in ("sam", "csff"):
+            if switches.get(switch) is False:
+                raise ConfigError(f"config key {key}.{switch}: impossible with num_stages 1 "
+                                  f"(a single-stage model has no {switch.upper()} to switch off)")
+    effective = _effective_switches(switches)
+    if effective in seen:
+        raise ConfigError(f"config key {key}: the same model as variant {seen[effective]!r}")
+    seen[effective] = variant
+
+
+def _check_task_sections(name: str, section: dict, tasks: dict, test_sets: dict) -> None:
+    """``pretrained``, ``released_results`` and ``published`` may name only the study's tasks and sets."""
     for group in ("pretrained", "released_results"):
         for task, entry in section.get(group, {}).items():
             if task not in tasks:
@@ -259,15 +229,6 @@ def load_study(config: dict, schema_path: str | Path, root: str | Path = ".") ->
                     if ds not in test_sets[task]:
                         raise ConfigError(f"config key {name}.{group}.{task}.{ds}: not a test set of "
                                           f"task {task!r}")
-
-    study = Study(name, section, data_root, source, registry, tasks, test_sets, runs)
-    for run in runs:
-        try:
-            run_config(study, run)
-        except ConfigError as exc:
-            where = f"{name}.ablations.recipe" if run.group == "ablation" else f"{name}.tasks.{run.task}.recipe"
-            raise ConfigError(f"config key {where} (run {run.key}): {exc}") from None
-    return study
 
 
 def run_config(study: Study, run: Run) -> dict:

@@ -1,4 +1,3 @@
-import json
 import os
 import re
 import sys
@@ -7,11 +6,13 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 
 from mprnet.errors import ConfigError
-from mprnet.study.config import load_study, run_config
+from mprnet.study import layout
+from mprnet.study.config import load_study
 
-# Rules run `python -m mprnet.cli`: by default the Python running Snakemake (also in the jobs
-# the Slurm executor starts with that interpreter on the nodes); with `--sdm conda` the pinned
-# environment of workflow/envs/, which imports the package from this checkout.
+# Rules run `python -m mprnet.cli` and the scripts of workflow/scripts/: by default with the Python
+# running Snakemake (also in the jobs the Slurm executor starts with that interpreter on the nodes);
+# with `--sdm conda` in the pinned environment of workflow/envs/, which imports the package from
+# this checkout.
 os.environ["PATH"] = os.pathsep.join(
     [str(Path(sys.executable).parent), os.environ.get("PATH", "")]
 )
@@ -27,6 +28,7 @@ envvars:
 
 # The whole study is validated here, before any job starts: an unknown key, a wrong type, a
 # dataset missing from the registry or an impossible variant stops Snakemake naming the key.
+# Every path and target below comes from the Study (mprnet/study/study.py, layout.py).
 try:
     STUDY = load_study(
         config, Path(workflow.basedir, "workflow/schemas/config.schema.yaml")
@@ -35,9 +37,6 @@ except ConfigError as exc:
     raise WorkflowError(f"invalid config: {exc}") from None
 
 MPRNET_ENV = "../envs/mprnet.yaml"
-
-# Targets other rule files (e.g. the report rules) add to `rule all`, as patterns with {study}.
-EXTRA_TARGETS: list[str] = []
 
 
 wildcard_constraints:
@@ -49,232 +48,162 @@ wildcard_constraints:
     seed=r"\d+",
     dataset=r"[A-Za-z0-9][A-Za-z0-9_.-]*",
     split=r"[A-Za-z0-9_.-]+",
-    source=r"(main|ablation)/[^/]+/[^/]+/seed\d+|official_weights/[^/]+",
+    source=r"(main|ablation)/[^/]+/[^/]+/seed\d+|(official_weights|input|released_results)/[^/]+",
 
 
-# ----------------------------------------------------------------------------- paths
+# ----------------------------------------------------------------------------- input functions
 
 
 def get_data_root(wildcards):
     return STUDY.data_root
 
 
-def run_dir(run):
-    return f"results/{STUDY.name}/runs/{run.key}"
-
-
-def manifest(ref):
-    return f"{STUDY.data_dir(ref)}/manifest.csv"
-
-
-def parse_source(source):
-    """(group, task, variant, seed) of a restored source: a run key or official_weights/<task>."""
-    parts = source.split("/")
-    if parts[0] == "official_weights":
-        return "official_weights", parts[1], None, None
-    return parts[0], parts[1], parts[2], int(parts[3].removeprefix("seed"))
-
-
-def test_set(task, dataset):
-    try:
-        return STUDY.test_sets[task][dataset]
-    except KeyError:
-        raise WorkflowError(
-            f"{dataset} is not a test set of task {task} in study {STUDY.name}"
-        )
-
-
-def restored_sources():
-    """Every (source, test set) the study restores."""
-    pairs = [(run.key, ts) for run in STUDY.runs for ts in run.test_sets]
-    for task in STUDY.section.get("pretrained", {}):
-        pairs += [
-            (f"official_weights/{task}", ts) for ts in STUDY.test_sets[task].values()
-        ]
-    return pairs
-
-
-def score_entries():
-    """The manifest's list of per-image score files and what each one scores."""
-    entries = []
-    results = f"results/{STUDY.name}"
-    for task, sets in STUDY.test_sets.items():
-        for ts in sets.values():
-            if ts.scored:
-                entries.append(
-                    {
-                        "task": task,
-                        "dataset": ts.name,
-                        "method": "degraded",
-                        "group": "input",
-                        "path": f"{results}/scores/input/{task}/{ts.name}.csv",
-                    }
-                )
-    for source, ts in restored_sources():
-        if not ts.scored:
-            continue
-        group, task, variant, seed = parse_source(source)
-        entries.append(
-            {
-                "task": task,
-                "dataset": ts.name,
-                "group": group,
-                "seed": seed,
-                "method": variant or "official_weights",
-                "path": f"{results}/scores/{source}/{ts.name}.csv",
-            }
-        )
-    for task, sets in STUDY.section.get("released_results", {}).items():
-        for dataset in sets:
-            entries.append(
-                {
-                    "task": task,
-                    "dataset": dataset,
-                    "method": "released_results",
-                    "group": "released_results",
-                    "path": f"{results}/scores/released_results/{task}/{dataset}.csv",
-                }
-            )
-    return entries
-
-
-# ----------------------------------------------------------------------------- input functions
-
-
-def get_final_outputs(wildcards):
-    results = f"results/{STUDY.name}"
-    targets = [f"{results}/summary.csv", f"{results}/metrics.json"]
-    targets += [
-        f"{results}/submissions/{source}/{ts.name}"
-        for source, ts in restored_sources()
-        if not ts.scored
-    ]
-    targets += [t.format(study=STUDY.name) for t in EXTRA_TARGETS]
-    return targets
-
-
-def get_all_scores(wildcards):
-    return [entry["path"] for entry in score_entries()]
-
-
-def get_study_manifest(wildcards):
-    """The study manifest as JSON (a params value: any change of the study reruns aggregation)."""
-    section = STUDY.section
-    manifest = {
-        "study": STUDY.name,
-        "description": section.get("description", ""),
-        "published": section.get("published", {}),
-        "ablations": {
-            k: v for k, v in section.get("ablations", {}).items() if k != "recipe"
-        },
-        "runs": [
-            {
-                "key": r.key,
-                "group": r.group,
-                "task": r.task,
-                "variant": r.variant,
-                "seed": r.seed,
-                "preset": r.preset,
-                "model": r.model,
-                "dir": run_dir(r),
-                "test_sets": [t.name for t in r.test_sets],
-            }
-            for r in STUDY.runs
-        ],
-        "scores": score_entries(),
-    }
-    return json.dumps(manifest, sort_keys=True)
-
-
 def _run(wildcards):
     return STUDY.run(wildcards.group, wildcards.task, wildcards.variant, wildcards.seed)
 
 
+def _source(wildcards):
+    return STUDY.source_of(wildcards.source)
+
+
+def _test_set(wildcards):
+    """The test set of a job: its `dataset` of the `source`'s task, or of the `task` wildcard."""
+    task = _source(wildcards).task if "source" in wildcards.keys() else wildcards.task
+    return STUDY.test_set(task, wildcards.dataset)
+
+
 def get_run_config(wildcards):
-    """The run's `mprnet train` config as JSON: a params value, so a changed setting reruns it."""
-    return json.dumps(run_config(STUDY, _run(wildcards)), sort_keys=True)
+    """The run's `mprnet train` config (a params value: a changed setting reruns the run)."""
+    return _run(wildcards).config
 
 
 def get_run_dir(wildcards):
-    return run_dir(_run(wildcards))
+    return STUDY.path(layout.RUN, **_run(wildcards).fields)
 
 
 def get_train_data(wildcards):
     run = _run(wildcards)
-    return [manifest(ref) for ref in (run.train_set, run.val_set) if ref]
-
-
-def get_checkpoint(wildcards):
-    group, task, variant, seed = parse_source(wildcards.source)
-    if group == "official_weights":
-        return STUDY.section["pretrained"][task]["checkpoint"]
-    return f"{run_dir(STUDY.run(group, task, variant, seed))}/model_final.pt"
-
-
-def _source_test_set(wildcards):
-    return test_set(parse_source(wildcards.source)[1], wildcards.dataset)
+    return [STUDY.manifest(ref) for ref in (run.train_set, run.val_set) if ref]
 
 
 def get_test_manifest(wildcards):
-    task = (
-        wildcards.task
-        if hasattr(wildcards, "task")
-        else parse_source(wildcards.source)[1]
-    )
-    return manifest(test_set(task, wildcards.dataset))
+    return STUDY.manifest(_test_set(wildcards))
 
 
-def get_test_input_dir(wildcards):
-    """The degraded inputs of a test set. DND's are the exact float32 crops (`input_float/*.npy`,
-    what the official test_DND.py feeds the network), not their 8-bit PNGs in `input/`.
-    """
-    task = (
-        wildcards.task
-        if hasattr(wildcards, "task")
-        else parse_source(wildcards.source)[1]
-    )
-    ts = test_set(task, wildcards.dataset)
-    folder = "input_float" if ts.protocol == "dnd" else "input"
-    return f"{STUDY.data_dir(ts)}/{folder}"
+def get_test_inputs(wildcards):
+    return STUDY.test_inputs(_test_set(wildcards))
 
 
-def get_test_target_dir(wildcards):
-    task = (
-        wildcards.task
-        if hasattr(wildcards, "task")
-        else parse_source(wildcards.source)[1]
-    )
-    return f"{STUDY.data_dir(test_set(task, wildcards.dataset))}/target"
-
-
-def get_restore_options(wildcards):
-    """Extra `mprnet restore` flags: float outputs for the sidd/dnd protocols, tiles, stages."""
-    task = parse_source(wildcards.source)[1]
-    ts = test_set(task, wildcards.dataset)
-    opts = STUDY.tasks[task].get("restore", {})
-    flags = []
-    if ts.protocol in ("sidd", "dnd"):
-        flags.append("--save-float")
-    if opts.get("tile"):
-        flags += [
-            "--tile",
-            str(opts["tile"]),
-            "--overlap",
-            str(opts.get("overlap", 32)),
-        ]
-    if opts.get("save_stages"):
-        flags.append("--save-stages")
-    return " ".join(flags)
+def get_test_targets(wildcards):
+    return STUDY.test_targets(_test_set(wildcards))
 
 
 def get_protocol(wildcards):
-    task = (
-        wildcards.task
-        if hasattr(wildcards, "task")
-        else parse_source(wildcards.source)[1]
+    return _test_set(wildcards).protocol
+
+
+def get_checkpoint(wildcards):
+    return STUDY.checkpoint(_source(wildcards))
+
+
+def get_restore_options(wildcards):
+    return " ".join(STUDY.restore_options(_source(wildcards), _test_set(wildcards)))
+
+
+def get_score_inputs(wildcards):
+    """The test set's manifest, and the restored folder when a rule of the study writes it."""
+    source = _source(wildcards)
+    inputs = {"data": get_test_manifest(wildcards)}
+    if source.group not in (layout.INPUT, layout.RELEASED_RESULTS):
+        inputs["restored"] = STUDY.scored_images(source, _test_set(wildcards))
+    return inputs
+
+
+def get_scored_images(wildcards):
+    return STUDY.scored_images(_source(wildcards), _test_set(wildcards))
+
+
+def get_all_scores(wildcards):
+    return [entry["path"] for entry in STUDY.score_entries()]
+
+
+# ----------------------------------------------------------------------------- report
+
+
+def table(name, caption):
+    """The four files of one table; the HTML one goes into the Snakemake report."""
+    files = {
+        ext: layout.TABLE.format(study="{study}", name=name, ext=ext)
+        for ext in layout.TABLE_FORMATS
+    }
+    files["html"] = report(files["html"], caption=caption, category="Tables")
+    return files
+
+
+def figure(name, caption, category="Figures"):
+    return report(
+        layout.FIGURE.format(study="{study}", name=name, ext="png"),
+        caption=caption,
+        category=category,
     )
-    return test_set(task, wildcards.dataset).protocol
 
 
-def get_released_dir(wildcards):
-    return STUDY.section["released_results"][wildcards.task][wildcards.dataset]
+def run_benchmarks(pairs):
+    """(fields, path) of the benchmark files of (run, test set) pairs."""
+    return [
+        (
+            dict(run.fields, dataset=ts.name),
+            STUDY.path(layout.RESTORE_BENCHMARK, source=run.key, dataset=ts.name),
+        )
+        for run, ts in pairs
+    ]
+
+
+def stage_score_files():
+    return [
+        (
+            dict(run.fields, dataset=ts.name),
+            STUDY.path(layout.STAGE_SCORES, source=run.key, dataset=ts.name),
+        )
+        for run, ts in STUDY.stage_scored_runs()
+    ]
+
+
+def visual_methods(wildcards):
+    """(name, restored folder, scores CSV) of each model one comparison grid shows."""
+    group = layout.VISUAL_KINDS[wildcards.kind]
+    ts = _test_set(wildcards)
+    return [
+        (source.method, STUDY.scored_images(source, ts), scores_of(source, ts))
+        for source in STUDY.visual_methods(group, wildcards.task, ts.name)
+    ]
+
+
+def get_input_scores(wildcards):
+    ts = _test_set(wildcards)
+    return scores_of(STUDY.source_of(f"{layout.INPUT}/{wildcards.task}"), ts)
+
+
+def scores_of(source, ts):
+    return STUDY.path(layout.SCORES, source=source.key, dataset=ts.name)
+
+
+def visual_inputs(wildcards):
+    return [
+        path
+        for _, restored, scores in visual_methods(wildcards)
+        for path in (restored, scores)
+    ]
+
+
+def visual_title(wildcards):
+    if layout.VISUAL_KINDS[wildcards.kind] == "ablation":
+        return f"Ablation ({wildcards.task}): {wildcards.dataset}"
+    return f"{wildcards.task}: {wildcards.dataset}"
+
+
+RESTORE_BENCHMARKS = run_benchmarks(STUDY.ablation_restores())
+TRAIN_BENCHMARKS = [
+    (run.fields, STUDY.path(layout.TRAIN_BENCHMARK, **run.fields)) for run in STUDY.runs
+]
+STAGE_SCORES = stage_score_files()

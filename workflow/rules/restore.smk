@@ -1,20 +1,20 @@
-# DND is restored from its exact float crops (input_float/*.npy, see get_test_input_dir) with
+# DND is restored from its exact float crops (input_float/*.npy, Study.test_inputs) with
 # --save-float; dnd_bundle (score.smk) bundles those float outputs.
 rule restore:
     input:
         checkpoint=get_checkpoint,
         data=get_test_manifest,
     output:
-        directory("results/{study}/restored/{source}/{dataset}"),
+        directory(layout.RESTORED),
     log:
         "results/{study}/logs/restore/{source}/{dataset}.log",
     benchmark:
-        "results/{study}/benchmarks/restore/{source}/{dataset}.tsv"
+        layout.RESTORE_BENCHMARK
     conda:
         MPRNET_ENV
     params:
-        input_dir=get_test_input_dir,
+        inputs=get_test_inputs,
         options=get_restore_options,
     shell:
-        "python -m mprnet.cli restore --checkpoint {input.checkpoint:q} --input {params.input_dir:q}"
+        "python -m mprnet.cli restore --checkpoint {input.checkpoint:q} --input {params.inputs:q}"
         " --output {output:q} {params.options} > {log:q} 2>&1"

@@ -1,64 +1,29 @@
+# One rule scores every source (layout.py): a run's or the official weights' restored images, the
+# degraded inputs themselves (the paper's "Input" row) and the authors' released results.
 rule score:
     input:
-        pred="results/{study}/restored/{source}/{dataset}",
-        data=get_test_manifest,
+        unpack(get_score_inputs),
     output:
-        "results/{study}/scores/{source}/{dataset}.csv",
+        layout.SCORES,
     log:
         "results/{study}/logs/score/{source}/{dataset}.log",
     conda:
         MPRNET_ENV
     params:
         protocol=get_protocol,
-        target=get_test_target_dir,
+        images=get_scored_images,
+        targets=get_test_targets,
     shell:
-        "python -m mprnet.cli score --protocol {params.protocol} --pred {input.pred:q}"
-        " --target {params.target:q} --out {output:q} > {log:q} 2>&1"
-
-
-# The paper's "Input" baseline: the degraded images themselves, scored like a method.
-rule score_input:
-    input:
-        get_test_manifest,
-    output:
-        "results/{study}/scores/input/{task}/{dataset}.csv",
-    log:
-        "results/{study}/logs/score_input/{task}/{dataset}.log",
-    conda:
-        MPRNET_ENV
-    params:
-        protocol=get_protocol,
-        pred=get_test_input_dir,
-        target=get_test_target_dir,
-    shell:
-        "python -m mprnet.cli score --protocol {params.protocol} --pred {params.pred:q}"
-        " --target {params.target:q} --out {output:q} > {log:q} 2>&1"
-
-
-rule score_released:
-    input:
-        pred=get_released_dir,
-        data=get_test_manifest,
-    output:
-        "results/{study}/scores/released_results/{task}/{dataset}.csv",
-    log:
-        "results/{study}/logs/score_released/{task}/{dataset}.log",
-    conda:
-        MPRNET_ENV
-    params:
-        protocol=get_protocol,
-        target=get_test_target_dir,
-    shell:
-        "python -m mprnet.cli score --protocol {params.protocol} --pred {input.pred:q}"
-        " --target {params.target:q} --out {output:q} > {log:q} 2>&1"
+        "python -m mprnet.cli score --protocol {params.protocol} --pred {params.images:q}"
+        " --target {params.targets:q} --out {output:q} > {log:q} 2>&1"
 
 
 # DND has no public ground truth: its restored float outputs become the online benchmark's bundle.
 rule dnd_bundle:
     input:
-        "results/{study}/restored/{source}/{dataset}",
+        layout.RESTORED,
     output:
-        directory("results/{study}/submissions/{source}/{dataset}"),
+        directory(layout.SUBMISSION),
     log:
         "results/{study}/logs/dnd_bundle/{source}/{dataset}.log",
     conda:
@@ -69,31 +34,30 @@ rule dnd_bundle:
 
 rule study_manifest:
     output:
-        "results/{study}/study.yaml",
+        layout.STUDY_MANIFEST,
     log:
         "results/{study}/logs/study_manifest.log",
     localrule: True
     conda:
         MPRNET_ENV
     params:
-        manifest=get_study_manifest,
-    shell:
-        "python -m mprnet.cli study-manifest --json {params.manifest:q} --out {output:q} > {log:q} 2>&1"
+        manifest=STUDY.manifest_record(),
+    script:
+        "../scripts/study_manifest.py"
 
 
 rule aggregate:
     input:
-        manifest="results/{study}/study.yaml",
+        manifest=layout.STUDY_MANIFEST,
         scores=get_all_scores,
     output:
-        summary="results/{study}/summary.csv",
-        runs="results/{study}/runs.csv",
-        metrics="results/{study}/metrics.json",
+        summary=layout.SUMMARY,
+        runs=layout.RUNS,
+        metrics=layout.METRICS,
     log:
         "results/{study}/logs/aggregate.log",
     localrule: True
     conda:
         MPRNET_ENV
-    shell:
-        "python -m mprnet.cli aggregate --manifest {input.manifest:q} --summary {output.summary:q}"
-        " --runs {output.runs:q} --metrics {output.metrics:q} > {log:q} 2>&1"
+    script:
+        "../scripts/aggregate.py"

@@ -1,6 +1,6 @@
 rule run_config:
     output:
-        "results/{study}/runs/{group}/{task}/{variant}/seed{seed}/run.yaml",
+        layout.RUN_CONFIG,
     log:
         "results/{study}/logs/run_config/{group}/{task}/{variant}/seed{seed}.log",
     localrule: True
@@ -9,9 +9,8 @@ rule run_config:
     params:
         config=get_run_config,
         run_dir=get_run_dir,
-    shell:
-        "python -m mprnet.cli run-config --json {params.config:q} --run-dir {params.run_dir:q}"
-        " --out {output:q} > {log:q} 2>&1"
+    script:
+        "../scripts/run_config.py"
 
 
 # Always --resume: a retried job (failure, preemption, time limit; exit status 75 after
@@ -27,14 +26,14 @@ rule run_config:
 # checkpoint); the redirection to {log} is a file.
 rule train:
     input:
-        config="results/{study}/runs/{group}/{task}/{variant}/seed{seed}/run.yaml",
+        config=layout.RUN_CONFIG,
         data=get_train_data,
     output:
-        "results/{study}/runs/{group}/{task}/{variant}/seed{seed}/model_final.pt",
+        layout.MODEL,
     log:
         "results/{study}/logs/train/{group}/{task}/{variant}/seed{seed}.log",
     benchmark:
-        "results/{study}/benchmarks/train/{group}/{task}/{variant}/seed{seed}.tsv"
+        layout.TRAIN_BENCHMARK
     conda:
         MPRNET_ENV
     params:

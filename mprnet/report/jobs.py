@@ -1,0 +1,239 @@
+"""The report steps of the workflow: tables, figures, comparison grids, model costs, stage scores,
+provenance and the results README.
+
+Each function reads the files it is handed (``summary.csv`` and ``runs.csv`` of the aggregation,
+and ``(fields, path)`` pairs saying what each benchmark, log or stage-score file is about) and
+writes where it is told, so the workflow (``workflow/rules/report.smk`` through
+``workflow/scripts/``) decides every path. Each returns the paths it wrote.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import pandas as pd
+
+from ..atomic import atomic_path, atomic_write_text
+from ..errors import ConfigError, DataError
+from .loaders import Files, read_benchmarks, read_run_scores, read_runs, read_summary, read_training_logs, with_fields
+
+PathLike = str | os.PathLike
+
+
+def _group(frame: pd.DataFrame | None, group: str) -> pd.DataFrame | None:
+    if frame is None or "group" not in frame.columns:
+        return frame
+    return frame[frame["group"].astype(str) == group]
+
+
+def _ablation_scores(runs: PathLike | None, root: PathLike = ".") -> pd.DataFrame | None:
+    """Per-image scores of the ablation runs listed in ``runs.csv``, or None if it has none."""
+    if runs is None:
+        return None
+    scores = _group(read_run_scores(read_runs(runs, root)), "ablation")
+    return scores if scores is not None and not scores.empty else None
+
+
+def main_table(summary: PathLike, task: str, out_dir: PathLike, *, with_average: bool | None = None) -> list[Path]:
+    """``main_<task>``: the paper's layout (datasets as columns; paper, ours, Δ and the baselines)."""
+    from .tables import main_results_table, write_table
+
+    frame = read_summary(summary)
+    main_rows = frame[frame["group"] != "ablation"] if "group" in frame.columns else frame
+    return write_table(main_results_table(main_rows, task, with_average=with_average), out_dir)
+
+
+def ablation_table(summary: PathLike, runs: PathLike, model_costs: PathLike | None, restore_benchmarks: Files,
+                   out_dir: PathLike, *, reference: str = "full", n_resamples: int = 10_000, seed: int = 0,
+                   level: float = 0.95, root: PathLike = ".") -> list[Path]:
+    """``ablation``: mean ± std over seeds, paired bootstrap CI of Δ to ``reference``, costs, restore time.
+
+    Raises DataError when ``runs.csv`` lists no ablation run.
+    """
+    from .tables import ablation_stats, ablation_table as table, restore_times, write_table
+
+    read_summary(summary)  # a summary that is not one stops here, naming the file
+    ablation = _ablation_scores(runs, root)
+    if ablation is None:
+        raise DataError(f"{runs}: no ablation runs to tabulate")
+    stats = ablation_stats(ablation, reference=reference, n_resamples=n_resamples, level=level, seed=seed)
+    costs = pd.read_csv(model_costs) if model_costs else None
+    if costs is not None and "group" in costs.columns and (costs["group"].astype(str) == "ablation").any():
+        costs = _group(costs, "ablation")
+    files = list(restore_benchmarks)
+    times = restore_times(_group(read_benchmarks(files), "ablation"), ablation) if files else None
+    return write_table(table(stats, model_costs=costs, restore_times=times, reference=reference, level=level,
+                             n_resamples=n_resamples), out_dir)
+
+
+def cost_table(train_benchmarks: Files, out_dir: PathLike, *, device: str = "") -> list[Path]:
+    """``cost``: hours per trained model from the train rules' benchmark files."""
+    from .tables import cost_table as table, write_table
+
+    return write_table(table(read_benchmarks(train_benchmarks), device=device), out_dir)
+
+
+def study_figures(summary: PathLike, runs: PathLike | None, out_dir: PathLike, *, training_logs: Files = (),
+                  stage_scores: Files = (), reference: str = "full", n_resamples: int = 10_000, seed: int = 0,
+                  root: PathLike = ".") -> list[Path]:
+    """The study figures (``layout.FIGURES``) as PNG and PDF; a figure without data says so."""
+    from . import figures
+    from .tables import ablation_stats
+
+    frame = read_summary(summary)
+    scores = read_run_scores(read_runs(runs, root)) if runs else None
+    made = {"paper_vs_ours": figures.paper_vs_ours(frame)}
+    ablation = _group(scores, "ablation")
+    if ablation is not None and not ablation.empty:
+        stats = ablation_stats(ablation, reference=reference, n_resamples=n_resamples, seed=seed)
+        made["ablation_bars"] = figures.ablation_bars(stats, reference=reference)
+    else:
+        made["ablation_bars"] = figures._empty("This study has no ablations.")
+    if scores is not None:
+        main = scores[scores["group"] != "ablation"] if "group" in scores.columns else scores
+        made["per_image_psnr"] = figures.per_image_distributions(main)
+    else:
+        made["per_image_psnr"] = figures._empty("No per-image scores given (runs.csv).")
+    made["training_curves"] = figures.training_curves(_training_logs(training_logs))
+    stages = _stage_scores(stage_scores)
+    if stages is not None:
+        main_stages = stages[stages["group"] != "ablation"] if "group" in stages.columns else stages
+        made["stage_progression"] = figures.stage_progression(main_stages, frame)
+    else:
+        made["stage_progression"] = figures._empty("No stage outputs given (restore --save-stages).")
+    return [path for name, fig in made.items() for path in figures.save_figure(fig, Path(out_dir) / name)]
+
+
+def _training_logs(files: Files) -> pd.DataFrame:
+    """Training logs plus ``stages``: the stage outputs the logged loss sums over (NaN if unknown).
+
+    The count comes from the run's effective config, ``config.yaml`` beside its ``metrics.csv``
+    (``model.overrides.num_stages``, default 3), so the figure can compare variants per stage.
+    A missing log is skipped with a warning (a run trained elsewhere may come with its weights only).
+    """
+    from ..yaml_files import read_yaml_mapping
+
+    frames = []
+    for fields, path in files:
+        frame = read_training_logs([(fields, path)], missing_ok=True)
+        if frame.empty:
+            continue
+        config = Path(path).parent / "config.yaml"
+        stages = float("nan")
+        if config.is_file():
+            overrides = (read_yaml_mapping(config).get("model") or {}).get("overrides") or {}
+            stages = int(overrides.get("num_stages", 3))
+        frames.append(frame.assign(stages=stages))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def _stage_scores(files: Files) -> pd.DataFrame | None:
+    from ..csv_files import read_csv_checked
+
+    frames = [with_fields(read_csv_checked(path, ("image", "stage", "psnr"), "stage score"), fields)
+              for fields, path in files]
+    if not frames:
+        return None
+    frame = pd.concat(frames, ignore_index=True)
+    if "method" not in frame.columns:
+        frame["method"] = "full"
+    return frame
+
+
+def _image_scores(csv: PathLike) -> pd.DataFrame:
+    frame = pd.read_csv(csv, dtype={"image": str})  # stems are text: "001" stays "001"
+    frame["image"] = frame["image"].astype(str).map(lambda s: Path(s).stem)
+    return frame
+
+
+def visual_grid(inputs: PathLike, targets: PathLike, methods: Sequence[tuple[str, PathLike, PathLike]],
+                out_stem: PathLike, *, input_scores: PathLike | None = None, n_images: int = 3,
+                title: str = "") -> list[Path]:
+    """Comparison grid of one test set: input, each method, target, for the images where the methods
+    differ most (one method: its hardest images). ``methods``: (name, restored folder, per-image
+    scores CSV). Writes ``<out_stem>.png`` and ``.pdf``. Raises ConfigError without methods,
+    DataError when an image is missing from a folder."""
+    from ..images import read_rgb
+    from . import figures
+    from .tables import variant_label
+
+    if not methods:
+        raise ConfigError("a comparison grid needs at least one method")
+    scores = pd.concat([_image_scores(csv).assign(method=name) for name, _, csv in methods], ignore_index=True)
+    names = [m[0] for m in methods]
+    chosen = figures.most_different_images(scores, names, n=n_images) if len(names) > 1 else \
+        list(scores.sort_values("psnr")["image"][:n_images])
+    baseline = _image_scores(input_scores).set_index("image")["psnr"] if input_scores else None
+    rows = []
+    for stem in chosen:
+        panels = [("Input", read_rgb(_find(inputs, stem)),
+                   None if baseline is None else float(baseline.get(stem, float("nan"))))]
+        for name, folder, _ in methods:
+            psnr = scores[(scores["method"] == name) & (scores["image"] == stem)]["psnr"]
+            panels.append((variant_label(name), read_rgb(_find(folder, stem)), float(psnr.iloc[0]) if len(psnr) else None))
+        panels.append(("Target", read_rgb(_find(targets, stem)), None))
+        rows.append({"image": stem, "panels": panels})
+    fig = figures.comparison_grid(rows)
+    if title:
+        fig.suptitle(title, y=1.01)
+    return figures.save_figure(fig, out_stem)
+
+
+def _find(folder: PathLike, stem: str) -> Path:
+    from ..images import IMAGE_EXTENSIONS
+
+    for ext in IMAGE_EXTENSIONS:
+        path = Path(folder) / f"{stem}{ext}"
+        if path.exists():
+            return path
+    raise DataError(f"{folder}: no image named {stem}.*")
+
+
+def model_costs(specs: Sequence[Mapping], out: PathLike, *, size: tuple[int, int] = (256, 256)) -> list[Path]:
+    """CSV of parameters and GFLOPs at ``size`` of each model spec (:meth:`Study.model_specs`)."""
+    from .costs import model_costs_table
+
+    table = model_costs_table(list(specs), tuple(size))
+    with atomic_path(out) as tmp:
+        table.to_csv(tmp, index=False)
+    print(table.to_string(index=False))
+    return [Path(out)]
+
+
+def stage_scores(restored: PathLike, targets: PathLike, protocol: str, out: PathLike) -> list[Path]:
+    """Per-image PSNR/SSIM of each stage output of ``restore --save-stages`` (CSV: image, stage, psnr, ssim)."""
+    from .stages import score_stages
+
+    table = score_stages(restored, targets, protocol)
+    with atomic_path(out) as tmp:
+        table.to_csv(tmp, index=False, float_format="%.6f")
+    print(table.groupby("stage")[["psnr", "ssim"]].mean().to_string())
+    return [Path(out)]
+
+
+def provenance(config: Mapping | None, out_json: PathLike, *, markdown: PathLike | None = None,
+               html: PathLike | None = None) -> list[Path]:
+    """Git commit, package versions, devices and the hash of ``config`` (the study section)."""
+    from .provenance import collect, to_html, to_markdown
+
+    record = collect(dict(config) if config is not None else None)
+    written = [Path(out_json)]
+    atomic_write_text(out_json, json.dumps(record, indent=2, sort_keys=True) + "\n")
+    for path, render in ((markdown, to_markdown), (html, to_html)):
+        if path:
+            atomic_write_text(path, render(record))
+            written.append(Path(path))
+    return written
+
+
+def results_index(study: str, root: PathLike, out: PathLike | None = None, *,
+                  provenance_json: PathLike | None = None) -> list[Path]:
+    """``results/<study>/README.md`` indexing every table, figure and record under ``root``."""
+    from .index import write_index
+    from .provenance import to_markdown
+
+    prov_md = to_markdown(json.loads(Path(provenance_json).read_text())) if provenance_json else None
+    return [Path(write_index(study, root, out, provenance_md=prov_md))]

@@ -1,0 +1,316 @@
+"""A validated study: its runs, its test sets and every file it produces.
+
+:func:`mprnet.study.config.load_study` builds a :class:`Study` from a config; the workflow's rules
+and input functions ask it for paths and targets, so the results layout
+(:mod:`mprnet.study.layout`) is formatted in this one class. Runs are identified by
+``<group>/<task>/<variant>/seed<seed>``: group ``main`` holds one model per task (variant
+``full``), group ``ablation`` the variants of ``ablations:``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+
+from ..errors import ConfigError
+from . import layout
+
+MAIN_VARIANT = "full"
+
+
+@dataclass(frozen=True)
+class DatasetRef:
+    name: str
+    split: str
+
+    @property
+    def path(self) -> str:
+        """Folder relative to the data root: ``<name>/<split>``."""
+        return f"{self.name}/{self.split}"
+
+
+@dataclass(frozen=True)
+class TestSet:
+    name: str
+    split: str
+    protocol: str  # y_channel | rgb | realblur | sidd | dnd (no ground truth: submission bundle)
+
+    @property
+    def scored(self) -> bool:
+        return self.protocol != "dnd"
+
+
+@dataclass
+class Run:
+    group: str
+    task: str
+    variant: str
+    seed: int
+    preset: str
+    train_set: DatasetRef
+    val_set: DatasetRef | None
+    model: dict
+    recipe: dict
+    test_sets: list[TestSet]
+    config: dict = field(default_factory=dict)  # its `mprnet train` config, set by load_study
+
+    @property
+    def key(self) -> str:
+        return f"{self.group}/{self.task}/{self.variant}/seed{self.seed}"
+
+    @property
+    def fields(self) -> dict:
+        """The run's identity as the layout's fields (group, task, variant, seed)."""
+        return {"group": self.group, "task": self.task, "variant": self.variant, "seed": self.seed}
+
+
+@dataclass(frozen=True)
+class Source:
+    """What produced a set of images that is scored: a run, the official weights, the inputs, or
+    the authors' released results (``layout.py`` lists the keys)."""
+
+    key: str
+    group: str
+    task: str
+    variant: str | None = None
+    seed: int | None = None
+
+    @property
+    def method(self) -> str:
+        """The method name of summary.csv: the run's variant, else the group (``degraded`` inputs)."""
+        if self.group == layout.INPUT:
+            return "degraded"
+        return self.variant or self.group
+
+
+@dataclass(frozen=True)
+class ReportSettings:
+    """The study's optional ``report:`` section, with its defaults."""
+
+    device: str = ""  # label of the cost table's hours, e.g. "GPU"
+    visual_images: int = 3  # images per comparison grid
+    bootstrap_resamples: int = 10_000  # paired bootstrap of the ablation table and bars
+    bootstrap_seed: int = 0
+
+    @classmethod
+    def from_section(cls, section: dict | None) -> "ReportSettings":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in (section or {}).items() if k in known})
+
+
+@dataclass
+class Study:
+    name: str
+    section: dict
+    data_root: str
+    source: str
+    registry: str
+    tasks: dict[str, dict]
+    test_sets: dict[str, dict[str, TestSet]]  # task -> name -> test set
+    runs: list[Run] = field(default_factory=list)
+
+    # ------------------------------------------------------------------ runs and sources
+
+    def run(self, group: str, task: str, variant: str, seed: int | str) -> Run:
+        key = f"{group}/{task}/{variant}/seed{seed}"
+        for run in self.runs:
+            if run.key == key:
+                return run
+        raise KeyError(f"no run {key} in study {self.name}")
+
+    def source_of(self, key: str) -> Source:
+        """The :class:`Source` of a key of the layout (``source`` field); KeyError if unknown."""
+        parts = key.split("/")
+        if len(parts) == 4:
+            run = self.run(*parts[:3], parts[3].removeprefix("seed"))
+            return Source(key, run.group, run.task, run.variant, run.seed)
+        if len(parts) == 2 and parts[0] in (layout.OFFICIAL_WEIGHTS, layout.INPUT, layout.RELEASED_RESULTS):
+            if parts[1] in self.tasks:
+                return Source(key, parts[0], parts[1])
+        raise KeyError(f"no source {key} in study {self.name}")
+
+    def test_set(self, task: str, dataset: str) -> TestSet:
+        try:
+            return self.test_sets[task][dataset]
+        except KeyError:
+            raise ConfigError(f"{dataset} is not a test set of task {task} in study {self.name}") from None
+
+    def restored_sources(self) -> list[tuple[Source, TestSet]]:
+        """Every (source, test set) the study restores: each run's test sets, then the official weights'."""
+        pairs = [(self.source_of(run.key), ts) for run in self.runs for ts in run.test_sets]
+        for task in self.section.get("pretrained", {}):
+            source = Source(f"{layout.OFFICIAL_WEIGHTS}/{task}", layout.OFFICIAL_WEIGHTS, task)
+            pairs += [(source, ts) for ts in self.test_sets[task].values()]
+        return pairs
+
+    def scored_sources(self) -> list[tuple[Source, TestSet]]:
+        """Every (source, test set) that is scored: the inputs, the restored sets, released results."""
+        pairs = [(Source(f"{layout.INPUT}/{task}", layout.INPUT, task), ts)
+                 for task, sets in self.test_sets.items() for ts in sets.values()]
+        pairs += self.restored_sources()
+        for task, sets in self.section.get("released_results", {}).items():
+            source = Source(f"{layout.RELEASED_RESULTS}/{task}", layout.RELEASED_RESULTS, task)
+            pairs += [(source, self.test_sets[task][ds]) for ds in sets]
+        return [(source, ts) for source, ts in pairs if ts.scored]
+
+    def datasets(self) -> set[str]:
+        names = {r.train_set.name for r in self.runs} | {r.val_set.name for r in self.runs if r.val_set}
+        names |= {t.name for sets in self.test_sets.values() for t in sets.values()}
+        return names
+
+    # ------------------------------------------------------------------ data
+
+    def data_dir(self, ref: DatasetRef | TestSet) -> str:
+        return f"{self.data_root}/{ref.name}/{ref.split}"
+
+    def manifest(self, ref: DatasetRef | TestSet) -> str:
+        """The prepared set's manifest.csv: the file the prepare rule writes last."""
+        return f"{self.data_dir(ref)}/manifest.csv"
+
+    def test_inputs(self, ts: TestSet) -> str:
+        """The degraded inputs of a test set. DND's are the exact float32 crops (``input_float/*.npy``,
+        what the official test_DND.py feeds the network), not their 8-bit PNGs in ``input/``."""
+        return f"{self.data_dir(ts)}/{'input_float' if ts.protocol == 'dnd' else 'input'}"
+
+    def test_targets(self, ts: TestSet) -> str:
+        return f"{self.data_dir(ts)}/target"
+
+    def checkpoint(self, source: Source) -> str:
+        """The weights a source restores with: a run's final model or the configured official file."""
+        if source.group == layout.OFFICIAL_WEIGHTS:
+            return self.section["pretrained"][source.task]["checkpoint"]
+        return self.path(layout.MODEL, **self.run(source.group, source.task, source.variant, source.seed).fields)
+
+    def scored_images(self, source: Source, ts: TestSet) -> str:
+        """The folder of images the score rule reads for ``source`` on ``ts``."""
+        if source.group == layout.INPUT:
+            return self.test_inputs(ts)
+        if source.group == layout.RELEASED_RESULTS:
+            return self.section["released_results"][source.task][ts.name]
+        return self.path(layout.RESTORED, source=source.key, dataset=ts.name)
+
+    def restore_options(self, source: Source, ts: TestSet) -> list[str]:
+        """Extra ``mprnet restore`` flags: float outputs for sidd/dnd, tiles, stage outputs."""
+        opts = self.tasks[source.task].get("restore", {})
+        flags = ["--save-float"] if ts.protocol in ("sidd", "dnd") else []
+        if opts.get("tile"):
+            flags += ["--tile", str(opts["tile"])]
+            if "overlap" in opts:
+                flags += ["--overlap", str(opts["overlap"])]
+        if opts.get("save_stages"):
+            flags.append("--save-stages")
+        return flags
+
+    # ------------------------------------------------------------------ results
+
+    def path(self, pattern: str, **values) -> str:
+        """``pattern`` of :mod:`mprnet.study.layout` formatted for this study."""
+        return pattern.format(study=self.name, **values)
+
+    def run_files(self, pattern: str, runs: list[Run] | None = None) -> list[str]:
+        """``pattern`` (with run fields) for every run, or for ``runs``."""
+        return [self.path(pattern, **run.fields) for run in (self.runs if runs is None else runs)]
+
+    def score_entries(self) -> list[dict]:
+        """The study manifest's list of per-image score files and what each one scores."""
+        entries = []
+        for source, ts in self.scored_sources():
+            entry = {"task": source.task, "dataset": ts.name, "method": source.method, "group": source.group}
+            if source.seed is not None or source.group == layout.OFFICIAL_WEIGHTS:
+                entry["seed"] = source.seed
+            entry["path"] = self.path(layout.SCORES, source=source.key, dataset=ts.name)
+            entries.append(entry)
+        return entries
+
+    def manifest_record(self) -> dict:
+        """The study manifest (``study.yaml``) the aggregation reads."""
+        return {
+            "study": self.name,
+            "description": self.section.get("description", ""),
+            "published": self.section.get("published", {}),
+            "ablations": {k: v for k, v in self.section.get("ablations", {}).items() if k != "recipe"},
+            "runs": [{"key": r.key, "group": r.group, "task": r.task, "variant": r.variant, "seed": r.seed,
+                      "preset": r.preset, "model": r.model, "dir": self.path(layout.RUN, **r.fields),
+                      "test_sets": [t.name for t in r.test_sets]} for r in self.runs],
+            "scores": self.score_entries(),
+        }
+
+    def final_targets(self) -> list[str]:
+        """What ``rule all`` asks for: the summary, DND bundles and the results README."""
+        targets = [self.path(layout.SUMMARY), self.path(layout.METRICS)]
+        targets += [self.path(layout.SUBMISSION, source=source.key, dataset=ts.name)
+                    for source, ts in self.restored_sources() if not ts.scored]
+        return targets + [self.path(layout.INDEX)]
+
+    # ------------------------------------------------------------------ report
+
+    @property
+    def report(self) -> ReportSettings:
+        return ReportSettings.from_section(self.section.get("report"))
+
+    @property
+    def ablation_reference(self) -> str:
+        return (self.section.get("ablations") or {}).get("reference", MAIN_VARIANT)
+
+    def average_tasks(self) -> list[str]:
+        """Tasks that get the paper's Average column: deraining, as in the paper's Table 1."""
+        return [t for t, spec in self.tasks.items() if spec["preset"] == "deraining"]
+
+    def model_specs(self) -> list[dict]:
+        """Every distinct model of the study, for :func:`mprnet.report.costs.model_costs_table`."""
+        specs = {}
+        for run in self.runs:
+            specs[(run.group, run.task, run.variant)] = {
+                "group": run.group, "task": run.task, "method": run.variant, "preset": run.preset,
+                "model": run.model}
+        for task in self.section.get("pretrained", {}) or {}:
+            specs[(layout.OFFICIAL_WEIGHTS, task, "")] = {
+                "group": layout.OFFICIAL_WEIGHTS, "task": task, "method": layout.OFFICIAL_WEIGHTS,
+                "preset": self.tasks[task]["preset"], "model": {}}
+        return list(specs.values())
+
+    def stage_scored_runs(self) -> list[tuple[Run, TestSet]]:
+        """(main run, scored test set) whose task restores with ``save_stages``."""
+        return [(run, ts) for run in self.runs
+                if run.group == "main" and self.tasks[run.task].get("restore", {}).get("save_stages")
+                for ts in run.test_sets if ts.scored]
+
+    def ablation_restores(self) -> list[tuple[Run, TestSet]]:
+        return [(run, ts) for run in self.runs if run.group == "ablation" for ts in run.test_sets if ts.scored]
+
+    def visual_methods(self, group: str, task: str, dataset: str) -> list[Source]:
+        """The sources one comparison grid shows: the first seed of each model, then the official weights."""
+        sources, seen = [], set()
+        for run in self.runs:
+            if run.group != group or run.task != task or run.variant in seen:
+                continue
+            if dataset in [ts.name for ts in run.test_sets]:
+                seen.add(run.variant)
+                sources.append(self.source_of(run.key))
+        if group == "main" and task in (self.section.get("pretrained") or {}):
+            sources.append(Source(f"{layout.OFFICIAL_WEIGHTS}/{task}", layout.OFFICIAL_WEIGHTS, task))
+        return sources
+
+    def visual_grids(self) -> list[tuple[str, str, str]]:
+        """(kind, task, dataset) of every comparison grid (kinds: ``layout.VISUAL_KINDS``)."""
+        grids = [("visual", task, ts.name) for task, sets in self.test_sets.items()
+                 for ts in sets.values() if ts.scored]
+        abl = self.section.get("ablations")
+        if abl:
+            task = abl["task"]
+            names = abl.get("test_sets") or list(self.test_sets[task])
+            grids += [("ablation_visual", task, ds) for ds in names if self.test_sets[task][ds].scored]
+        return grids
+
+    def table_names(self) -> list[str]:
+        names = [f"main_{t}" for t in self.tasks]
+        if self.section.get("ablations"):
+            names.append("ablation")
+        return names + ["cost"]
+
+    def index_inputs(self) -> list[str]:
+        """Everything the results README indexes."""
+        return ([self.path(layout.TABLE, name=name, ext="md") for name in self.table_names()]
+                + [self.path(layout.FIGURE, name=name, ext="png") for name in layout.FIGURES]
+                + [self.path(layout.FIGURE, name=f"{kind}_{task}_{ds}", ext="png")
+                   for kind, task, ds in self.visual_grids()]
+                + [self.path(layout.PROVENANCE, ext="json")])

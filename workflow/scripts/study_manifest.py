@@ -1,0 +1,7 @@
+"""rule study_manifest: the list of score files and what each scores (params.manifest)."""
+
+from mprnet.scripts import job_log
+from mprnet.study.files import write_study_manifest
+
+with job_log(snakemake):
+    write_study_manifest(snakemake.params.manifest, snakemake.output[0])
