@@ -396,9 +396,12 @@ def test_study_report_records_on_the_demo_config():
     assert "results/demo/figures/ablation_visual_deblurring_demo_blur.png" in index
     assert "results/demo/figures/visual_deraining_demo_rain.png" in index
     assert "results/demo/tables/ablation.md" in index and "results/demo/provenance.json" in index
-    methods = [s.method for s in study.visual_methods("ablation", "deblurring", "demo_blur")]
+    methods = [m for m, _, _ in study.visual_panels("ablation_visual", "deblurring", "demo_blur")]
     assert methods == list(config["demo"]["ablations"]["variants"])
-    assert {run.group for run, _ in study.stage_scored_runs()} == {"main"}
+    assert {fields["group"] for fields, _ in study.stage_score_files()} == {"main"}
+    panels = study.visual_panels("visual", "deraining", "demo_rain")
+    assert panels == [("full", "results/demo/restored/main/deraining/full/seed0/demo_rain",
+                       "results/demo/scores/main/deraining/full/seed0/demo_rain.csv")]
     assert study.run_files(layout.TRAIN_BENCHMARK)[0] == "results/demo/benchmarks/train/main/deraining/full/seed0.tsv"
     assert study.average_tasks() == ["deraining"]
     assert study.report.visual_images == 3 and study.report.bootstrap_resamples == 10_000  # the defaults

@@ -217,7 +217,7 @@ class Study:
             entry = {"task": source.task, "dataset": ts.name, "method": source.method, "group": source.group}
             if source.seed is not None or source.group == layout.OFFICIAL_WEIGHTS:
                 entry["seed"] = source.seed
-            entry["path"] = self.path(layout.SCORES, source=source.key, dataset=ts.name)
+            entry["path"] = self.scores_file(source, ts)
             entries.append(entry)
         return entries
 
@@ -268,27 +268,46 @@ class Study:
                 "preset": self.tasks[task]["preset"], "model": {}}
         return list(specs.values())
 
-    def stage_scored_runs(self) -> list[tuple[Run, TestSet]]:
-        """(main run, scored test set) whose task restores with ``save_stages``."""
-        return [(run, ts) for run in self.runs
+    def scores_file(self, source: Source, ts: TestSet) -> str:
+        return self.path(layout.SCORES, source=source.key, dataset=ts.name)
+
+    def train_benchmarks(self) -> list[tuple[dict, str]]:
+        """(run fields, benchmark file) of every training job."""
+        return [(run.fields, self.path(layout.TRAIN_BENCHMARK, **run.fields)) for run in self.runs]
+
+    def training_logs(self) -> list[tuple[dict, str]]:
+        """(run fields, metrics.csv) of every run."""
+        return [(run.fields, self.path(layout.TRAINING_LOG, **run.fields)) for run in self.runs]
+
+    def restore_benchmarks(self) -> list[tuple[dict, str]]:
+        """(run fields and dataset, benchmark file) of every restore of an ablation run."""
+        return [(dict(run.fields, dataset=ts.name), self.path(layout.RESTORE_BENCHMARK, source=run.key, dataset=ts.name))
+                for run in self.runs if run.group == "ablation" for ts in run.test_sets if ts.scored]
+
+    def stage_score_files(self) -> list[tuple[dict, str]]:
+        """(run fields and dataset, stage scores) of the main runs whose task restores with ``save_stages``."""
+        return [(dict(run.fields, dataset=ts.name), self.path(layout.STAGE_SCORES, source=run.key, dataset=ts.name))
+                for run in self.runs
                 if run.group == "main" and self.tasks[run.task].get("restore", {}).get("save_stages")
                 for ts in run.test_sets if ts.scored]
 
-    def ablation_restores(self) -> list[tuple[Run, TestSet]]:
-        return [(run, ts) for run in self.runs if run.group == "ablation" for ts in run.test_sets if ts.scored]
-
-    def visual_methods(self, group: str, task: str, dataset: str) -> list[Source]:
-        """The sources one comparison grid shows: the first seed of each model, then the official weights."""
+    def visual_panels(self, kind: str, task: str, dataset: str) -> list[tuple[str, str, str]]:
+        """(method, restored folder, per-image scores) of each model a comparison grid of ``kind``
+        (``layout.VISUAL_KINDS``) shows: the first seed of each model, then the official weights."""
+        group, ts = layout.VISUAL_KINDS[kind], self.test_set(task, dataset)
         sources, seen = [], set()
         for run in self.runs:
-            if run.group != group or run.task != task or run.variant in seen:
-                continue
-            if dataset in [ts.name for ts in run.test_sets]:
+            if run.group == group and run.task == task and run.variant not in seen and ts in run.test_sets:
                 seen.add(run.variant)
                 sources.append(self.source_of(run.key))
         if group == "main" and task in (self.section.get("pretrained") or {}):
-            sources.append(Source(f"{layout.OFFICIAL_WEIGHTS}/{task}", layout.OFFICIAL_WEIGHTS, task))
-        return sources
+            sources.append(self.source_of(f"{layout.OFFICIAL_WEIGHTS}/{task}"))
+        return [(s.method, self.scored_images(s, ts), self.scores_file(s, ts)) for s in sources]
+
+    def visual_title(self, kind: str, task: str, dataset: str) -> str:
+        if layout.VISUAL_KINDS[kind] == "ablation":
+            return f"Ablation ({task}): {dataset}"
+        return f"{task}: {dataset}"
 
     def visual_grids(self) -> list[tuple[str, str, str]]:
         """(kind, task, dataset) of every comparison grid (kinds: ``layout.VISUAL_KINDS``)."""

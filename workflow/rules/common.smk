@@ -148,62 +148,18 @@ def figure(name, caption, category="Figures"):
     )
 
 
-def run_benchmarks(pairs):
-    """(fields, path) of the benchmark files of (run, test set) pairs."""
-    return [
-        (
-            dict(run.fields, dataset=ts.name),
-            STUDY.path(layout.RESTORE_BENCHMARK, source=run.key, dataset=ts.name),
-        )
-        for run, ts in pairs
-    ]
+def get_visual_panels(wildcards):
+    return STUDY.visual_panels(wildcards.kind, wildcards.task, wildcards.dataset)
 
 
-def stage_score_files():
-    return [
-        (
-            dict(run.fields, dataset=ts.name),
-            STUDY.path(layout.STAGE_SCORES, source=run.key, dataset=ts.name),
-        )
-        for run, ts in STUDY.stage_scored_runs()
-    ]
+def get_visual_inputs(wildcards):
+    return [path for _, *paths in get_visual_panels(wildcards) for path in paths]
 
 
-def visual_methods(wildcards):
-    """(name, restored folder, scores CSV) of each model one comparison grid shows."""
-    group = layout.VISUAL_KINDS[wildcards.kind]
-    ts = _test_set(wildcards)
-    return [
-        (source.method, STUDY.scored_images(source, ts), scores_of(source, ts))
-        for source in STUDY.visual_methods(group, wildcards.task, ts.name)
-    ]
+def get_visual_title(wildcards):
+    return STUDY.visual_title(wildcards.kind, wildcards.task, wildcards.dataset)
 
 
 def get_input_scores(wildcards):
-    ts = _test_set(wildcards)
-    return scores_of(STUDY.source_of(f"{layout.INPUT}/{wildcards.task}"), ts)
-
-
-def scores_of(source, ts):
-    return STUDY.path(layout.SCORES, source=source.key, dataset=ts.name)
-
-
-def visual_inputs(wildcards):
-    return [
-        path
-        for _, restored, scores in visual_methods(wildcards)
-        for path in (restored, scores)
-    ]
-
-
-def visual_title(wildcards):
-    if layout.VISUAL_KINDS[wildcards.kind] == "ablation":
-        return f"Ablation ({wildcards.task}): {wildcards.dataset}"
-    return f"{wildcards.task}: {wildcards.dataset}"
-
-
-RESTORE_BENCHMARKS = run_benchmarks(STUDY.ablation_restores())
-TRAIN_BENCHMARKS = [
-    (run.fields, STUDY.path(layout.TRAIN_BENCHMARK, **run.fields)) for run in STUDY.runs
-]
-STAGE_SCORES = stage_score_files()
+    source = STUDY.source_of(f"{layout.INPUT}/{wildcards.task}")
+    return STUDY.scores_file(source, _test_set(wildcards))

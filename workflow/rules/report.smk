@@ -61,7 +61,7 @@ rule report_ablation_table:
         runs=layout.RUNS,
         scores=get_all_scores,
         costs=layout.MODEL_COSTS,
-        benchmarks=[path for _, path in RESTORE_BENCHMARKS],
+        benchmarks=[path for _, path in STUDY.restore_benchmarks()],
     output:
         **table("ablation", "../report/table_ablation.rst"),
     log:
@@ -70,7 +70,7 @@ rule report_ablation_table:
     conda:
         MPRNET_ENV
     params:
-        benchmark_fields=[fields for fields, _ in RESTORE_BENCHMARKS],
+        benchmark_fields=[fields for fields, _ in STUDY.restore_benchmarks()],
         reference=STUDY.ablation_reference,
         settings=STUDY.report,
     script:
@@ -80,7 +80,7 @@ rule report_ablation_table:
 rule report_cost_table:
     input:
         summary=layout.SUMMARY,
-        benchmarks=[path for _, path in TRAIN_BENCHMARKS],
+        benchmarks=[path for _, path in STUDY.train_benchmarks()],
     output:
         **table("cost", "../report/table_cost.rst"),
     log:
@@ -89,7 +89,7 @@ rule report_cost_table:
     conda:
         MPRNET_ENV
     params:
-        benchmark_fields=[fields for fields, _ in TRAIN_BENCHMARKS],
+        benchmark_fields=[fields for fields, _ in STUDY.train_benchmarks()],
         settings=STUDY.report,
     script:
         "../scripts/cost_table.py"
@@ -103,7 +103,7 @@ rule report_figures:
         # metrics.csv is no declared output of `train` (it must survive retries); the finished
         # model stands for it, and the curves are read from beside it.
         models=STUDY.run_files(layout.MODEL),
-        stages=[path for _, path in STAGE_SCORES],
+        stages=[path for _, path in STUDY.stage_score_files()],
     output:
         paper_vs_ours=figure("paper_vs_ours", "../report/fig_paper_vs_ours.rst"),
         ablation_bars=figure("ablation_bars", "../report/fig_ablation_bars.rst"),
@@ -119,11 +119,8 @@ rule report_figures:
     conda:
         MPRNET_ENV
     params:
-        training_logs=[
-            (run.fields, STUDY.path(layout.TRAINING_LOG, **run.fields))
-            for run in STUDY.runs
-        ],
-        stage_fields=[fields for fields, _ in STAGE_SCORES],
+        training_logs=STUDY.training_logs(),
+        stage_fields=[fields for fields, _ in STUDY.stage_score_files()],
         reference=STUDY.ablation_reference,
         settings=STUDY.report,
     script:
@@ -133,7 +130,7 @@ rule report_figures:
 # One grid per test set: kind `visual` shows the main models, `ablation_visual` the variants.
 rule report_visual:
     input:
-        visual_inputs,
+        get_visual_inputs,
         input_scores=get_input_scores,
         data=get_test_manifest,
     output:
@@ -151,11 +148,11 @@ rule report_visual:
     conda:
         MPRNET_ENV
     params:
-        methods=visual_methods,
+        methods=get_visual_panels,
         inputs=get_test_inputs,
         targets=get_test_targets,
         n_images=STUDY.report.visual_images,
-        title=visual_title,
+        title=get_visual_title,
     script:
         "../scripts/visual.py"
 
