@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -165,3 +166,50 @@ def test_average_is_the_mean_of_dataset_means_only_over_every_published_set():
     assert not [r for r in subset if r["dataset"] == "Average" and r["group"] == "main"]
     inf = summarise([_run("Test100", [math.inf, 30.0], [1.0, 0.9])], {}, set())
     assert math.isinf(inf[0]["psnr"])
+
+
+def test_each_row_says_which_precision_restored_it(study, tmp_path):
+    """A study restoring in bf16 (restore: {precision: bf16}) says so in summary.csv, runs.csv and the
+    tables' notes; inputs and the paper's numbers carry no precision."""
+    from mprnet.report.jobs import main_table
+    from mprnet.report.tables import precision_note
+
+    tmp, manifest = study
+    data = yaml.safe_load(manifest.read_text())
+    for entry in data["scores"]:
+        if entry["group"] != "input":
+            entry["precision"] = "bf16" if entry["task"] == "deraining" else "fp32"
+    manifest.write_text(yaml.safe_dump(data))
+    aggregate(manifest, tmp / "summary.csv", tmp / "runs.csv")
+    summary = pd.read_csv(tmp / "summary.csv")
+    assert _row(summary, task="deraining", dataset="Average", method="full")["precision"] == "bf16"
+    assert _row(summary, task="deblurring", method="full", group="main")["precision"] == "fp32"
+    assert summary.loc[summary["group"].isin(["input", "paper"]), "precision"].isna().all()
+    assert set(pd.read_csv(tmp / "runs.csv")["precision"].dropna()) == {"bf16", "fp32"}
+    assert precision_note(summary, "deraining") == ["Restored in bf16 (bf16 autocast)."]
+    assert precision_note(summary, "deblurring", "ablation") == ["Restored in fp32."]
+    summary.loc[(summary["task"] == "deblurring") & (summary["method"] == "full"), "precision"] = "bf16"
+    assert precision_note(summary, "deblurring") == [
+        "Restored in bf16: Ours; fp32: w/o SAM (bf16 = bf16 autocast of the forward pass)."]
+    written = main_table(tmp / "summary.csv", "deraining", tmp / "tables")
+    assert "Restored in bf16" in (tmp / "tables" / "main_deraining.md").read_text() and len(written) == 4
+
+
+def test_the_study_asks_restore_for_its_precision():
+    from mprnet.study.config import load_study
+
+    root = Path(__file__).resolve().parents[1]
+    config = yaml.safe_load((root / "config" / "ci.yaml").read_text())
+    config["ci"]["tasks"]["deraining"]["restore"] = {"precision": "bf16"}
+    study = load_study(config, root / "workflow" / "schemas" / "config.schema.yaml", root)
+    derain = study.source_of("main/deraining/full/seed0")
+    ts = study.test_set("deraining", "demo_rain")
+    assert study.restore_options(derain, ts)[-2:] == ["--precision", "bf16"]
+    deblur = study.source_of("main/deblurring/full/seed0")
+    assert "--precision" not in study.restore_options(deblur, study.test_set("deblurring", "demo_blur"))
+    by_path = {e["path"]: e for e in study.score_entries()}
+    assert by_path["results/ci/scores/main/deraining/full/seed0/demo_rain.csv"]["precision"] == "bf16"
+    assert by_path["results/ci/scores/input/deraining/demo_rain.csv"]["precision"] is None
+    config["ci"]["tasks"]["deraining"]["restore"] = {"precision": "fp16"}
+    with pytest.raises(ConfigError, match="precision"):
+        load_study(config, root / "workflow" / "schemas" / "config.schema.yaml", root)

@@ -39,11 +39,13 @@ def _ablation_scores(runs: PathLike | None, root: PathLike = ".") -> pd.DataFram
 
 def main_table(summary: PathLike, task: str, out_dir: PathLike, *, with_average: bool | None = None) -> list[Path]:
     """``main_<task>``: the paper's layout (datasets as columns; paper, ours, Δ and the baselines)."""
-    from .tables import main_results_table, write_table
+    from .tables import main_results_table, precision_note, write_table
 
     frame = read_summary(summary)
     main_rows = frame[frame["group"] != "ablation"] if "group" in frame.columns else frame
-    return write_table(main_results_table(main_rows, task, with_average=with_average), out_dir)
+    table = main_results_table(main_rows, task, with_average=with_average)
+    table.notes += precision_note(main_rows, task)
+    return write_table(table, out_dir)
 
 
 def ablation_table(summary: PathLike, runs: PathLike, model_costs: PathLike | None, restore_benchmarks: Files,
@@ -53,9 +55,9 @@ def ablation_table(summary: PathLike, runs: PathLike, model_costs: PathLike | No
 
     Raises DataError when ``runs.csv`` lists no ablation run.
     """
-    from .tables import ablation_stats, ablation_table as table, restore_times, write_table
+    from .tables import ablation_stats, ablation_table as table, precision_note, restore_times, write_table
 
-    read_summary(summary)  # a summary that is not one stops here, naming the file
+    frame = read_summary(summary)
     ablation = _ablation_scores(runs, root)
     if ablation is None:
         raise DataError(f"{runs}: no ablation runs to tabulate")
@@ -65,8 +67,11 @@ def ablation_table(summary: PathLike, runs: PathLike, model_costs: PathLike | No
         costs = _group(costs, "ablation")
     files = list(restore_benchmarks)
     times = restore_times(_group(read_benchmarks(files), "ablation"), ablation) if files else None
-    return write_table(table(stats, model_costs=costs, restore_times=times, reference=reference, level=level,
-                             n_resamples=n_resamples), out_dir)
+    made = table(stats, model_costs=costs, restore_times=times, reference=reference, level=level,
+                 n_resamples=n_resamples)
+    for task in dict.fromkeys(ablation["task"]):
+        made.notes += precision_note(frame, task, "ablation")
+    return write_table(made, out_dir)
 
 
 def cost_table(train_benchmarks: Files, out_dir: PathLike, *, device: str = "") -> list[Path]:

@@ -350,6 +350,24 @@ def main_results_table(summary: pd.DataFrame, task: str, *, with_average: bool |
     )
 
 
+def precision_note(summary: pd.DataFrame, task: str, group: str | None = None) -> list[str]:
+    """A note saying which arithmetic restored each row of ``task`` (``summary.csv``'s ``precision``):
+    ``Restored in fp32.``, or the methods per precision when they differ. Empty for a summary
+    without the column or without restored rows; rows of ``group`` only, if given."""
+    if "precision" not in summary.columns:
+        return []
+    rows = summary[(summary["task"] == task) & summary["precision"].notna()]
+    if group is not None and "group" in rows.columns:
+        rows = rows[rows["group"].astype(str) == group]
+    by_precision = {p: list(dict.fromkeys(rows.loc[rows["precision"] == p, "method"])) for p in sorted(set(rows["precision"]))}
+    if not by_precision:
+        return []
+    if len(by_precision) == 1:
+        return [f"Restored in {next(iter(by_precision))}" + (" (bf16 autocast)." if "bf16" in by_precision else ".")]
+    parts = [f"{p}: {', '.join(method_label(m) for m in methods)}" for p, methods in by_precision.items()]
+    return ["Restored in " + "; ".join(parts) + " (bf16 = bf16 autocast of the forward pass)."]
+
+
 # --------------------------------------------------------------------------------------------
 # Ablation: mean ± std over seeds, paired bootstrap CI of the difference to the full model
 

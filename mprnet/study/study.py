@@ -15,6 +15,7 @@ from ..errors import ConfigError
 from . import layout
 
 MAIN_VARIANT = "full"
+DEFAULT_PRECISION = "fp32"  # every scored row unless the study's `restore: {precision: bf16}` says otherwise
 
 
 @dataclass(frozen=True)
@@ -198,7 +199,15 @@ class Study:
                 flags += ["--overlap", str(opts["overlap"])]
         if opts.get("save_stages"):
             flags.append("--save-stages")
+        if self.precision(source) != DEFAULT_PRECISION:
+            flags += ["--precision", self.precision(source)]
         return flags
+
+    def precision(self, source: Source) -> str | None:
+        """The arithmetic a source's images were restored in (None for inputs and released results)."""
+        if source.group in (layout.INPUT, layout.RELEASED_RESULTS):
+            return None
+        return self.tasks[source.task].get("restore", {}).get("precision", DEFAULT_PRECISION)
 
     # ------------------------------------------------------------------ results
 
@@ -217,6 +226,7 @@ class Study:
             entry = {"task": source.task, "dataset": ts.name, "method": source.method, "group": source.group}
             if source.seed is not None or source.group == layout.OFFICIAL_WEIGHTS:
                 entry["seed"] = source.seed
+            entry["precision"] = self.precision(source)
             entry["path"] = self.scores_file(source, ts)
             entries.append(entry)
         return entries
