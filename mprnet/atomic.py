@@ -1,9 +1,17 @@
-"""Write files so that a crash never leaves a half-written file at the final path."""
+"""Write files and folders so that a crash never leaves a half-written one at the final path.
+
+* :func:`atomic_path` / :func:`atomic_write_text`: one file, written beside its final path and
+  renamed onto it (``os.replace``) when complete.
+* :func:`staged_folder`: a whole folder of outputs, written into a hidden folder beside its final
+  path and renamed into place when every file is done.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import shutil
+import signal
 import tempfile
 from pathlib import Path
 from typing import Iterator
@@ -44,6 +52,46 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
         tmp.write_text(text)
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(data)
+@contextlib.contextmanager
+def staged_folder(final: str | os.PathLike) -> Iterator[Path]:
+    """Yield a hidden folder beside ``final`` to write into; move it to ``final`` if the block succeeds.
+
+    * ``final`` absent (as Snakemake leaves a ``directory()`` output before its job) or empty:
+      one ``os.rename``, so the folder appears complete at once.
+    * ``final`` holding files: each new file is moved in (``os.replace``, file by file, so not
+      atomic as a whole); files of ``final`` that the block did not write are kept.
+    * An exception in the block removes the staging folder and propagates; nothing reaches
+      ``final``. While the block runs (main thread only), SIGTERM raises ``SystemExit(143)``
+      (128 + 15, the shell's convention), which cleans up the same way; the previous SIGTERM
+      handler is restored afterwards. A SIGKILL may leave the staging folder behind, hidden
+      (``.<name>.<random>.partial``, skipped by :func:`mprnet.images.list_images`), never at ``final``.
+
+    The folder is created with the mode of an ordinary ``mkdir`` (``0o777`` less the umask),
+    not ``tempfile.mkdtemp``'s 0700. Raises ``OSError`` if ``final`` exists and is not a folder.
+    """
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".partial", dir=final.parent))
+
+    def _terminate(signum, frame):
+        raise SystemExit(128 + signum)
+
+    previous = None
+    with contextlib.suppress(ValueError):  # signal handlers can be set from the main thread only
+        previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        yield staging
+        os.chmod(staging, 0o777 & ~_UMASK)
+        try:
+            os.rename(staging, final)
+        except OSError:
+            if not final.is_dir():
+                raise
+            for src in sorted(p for p in staging.rglob("*") if not p.is_dir()):
+                dest = final / src.relative_to(staging)
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(src, dest)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+        shutil.rmtree(staging, ignore_errors=True)

@@ -17,6 +17,7 @@ COMMAND_MODULES = (
     "mprnet.data.cli",
     "mprnet.metrics.cli",
     "mprnet.training.cli",
+    "mprnet.restore",
 )
 
 

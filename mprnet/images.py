@@ -7,7 +7,7 @@ import struct
 import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import numpy as np
 
@@ -305,10 +305,20 @@ def pair_by_stem(
 
 
 def _by_stem(folder: str | os.PathLike) -> dict[str, Path]:
+    return index_by_stem(list_images(folder), folder)
+
+
+def index_by_stem(paths: Iterable[Path], folder: str | os.PathLike, kind: str = "images") -> dict[str, Path]:
+    """``{stem: path}`` for files of ``folder``, in name order, refusing two files with one stem.
+
+    Outputs and pairs are named by stem (``a.png`` and ``a.jpg`` would both be ``a``), so a
+    shared stem raises ``DataError`` naming ``folder``, the stem and both files, e.g.
+    ``"DIR: two images share the stem 'a': a.jpg, a.png"`` (``kind`` replaces ``images``).
+    """
     found: dict[str, Path] = {}
-    for path in list_images(folder):
+    for path in sorted(paths):
         if path.stem in found:
-            raise DataError(f"{folder}: two images share the stem {path.stem!r}: {found[path.stem].name}, {path.name}")
+            raise DataError(f"{folder}: two {kind} share the stem {path.stem!r}: {found[path.stem].name}, {path.name}")
         found[path.stem] = path
     return found
 

@@ -17,20 +17,35 @@
   [0, 1], NaN) is a ``DataError`` naming the file, and so are two inputs sharing a stem.
 * Outputs: ``<out>/<stem>.png`` (clamped, x255, round half to even: ``images.to_uint8``),
   optionally ``<out>/float/<stem>.npy`` (H×W×3 float32 in [0,1], unquantised, for the SIDD
-  protocol) and ``<out>/stages/<stem>_stage<k>.png`` for the earlier stages k = 1..S-1.
+  protocol) and ``<out>/stages/<stem>_stage<k>.png`` for the earlier stages k = 1..S-1, and
+  ``<out>/restore.json``, the record of how they were made (``RECORD_NAME``, see ``restore_folder``).
+* Precision: ``fp32`` (the default, as the official test scripts) or ``bf16``: the network runs
+  under ``torch.autocast(device_type, dtype=torch.bfloat16)`` (convolutions and matrix products
+  in bf16, accumulating in fp32 inside the kernels), its outputs are cast back to float32 before
+  tiles are blended, clamped and saved. bf16 is opt-in and refused (``ConfigError``) on a device
+  without bf16 kernels rather than silently run in fp32 (see ``bf16_unsupported``); the record
+  says which precision produced the folder.
+* ``mprnet restore`` writes everything into a hidden folder beside ``--output`` and moves it there
+  when all images are done (``atomic.staged_folder``), so a run killed half-way leaves no output.
 """
 
 from __future__ import annotations
 
+import argparse
+import json
 import os
+import platform
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
 from .errors import CheckpointError, ConfigError
 
 TASKS = ("deblurring", "deraining", "denoising")
+PRECISIONS = ("fp32", "bf16")
+RECORD_NAME = "restore.json"
+RECORD_FORMAT = "mprnet-restore/1"
 
 
 def load_restorer(checkpoint: str | os.PathLike, task: str | None = None):
@@ -116,14 +131,93 @@ def window_weights(length: int, overlap: int, at_start: bool, at_end: bool) -> n
     return np.clip(distance / max(overlap / 2, 1.0), 1e-3, 1.0).astype(np.float32)
 
 
-def restore_tensor(model, image, *, tile: int | None = None, overlap: int = 32) -> list:
-    """All stage outputs ``[final, ..., stage1]`` (each 1×3×H×W, unclamped) for a 1×3×H×W input."""
+def bf16_unsupported(device: str) -> str | None:
+    """Why ``device`` cannot run the network in bf16, or None when it can.
+
+    * CUDA: ``torch.cuda.is_bf16_supported(including_emulation=False)``, i.e. bf16 tensor-core
+      kernels (compute capability 8.0 and later: A100, H100, RTX 30xx ...).
+    * CPU: oneDNN's bf16 kernels (``torch.backends.mkldnn.is_available()`` and
+      ``torch.ops.mkldnn._is_mkldnn_bf16_supported()``: AVX-512 BW/VL/DQ on x86, the BF16
+      extension on ARM). An x86 CPU with AVX-512 but neither AVX512-BF16 nor AMX runs them
+      by conversion to fp32 (slower than fp32 itself); that is allowed, with a warning from
+      ``check_precision``.
+    * Any other device type: unsupported.
+    """
     import torch
 
+    kind = torch.device(device).type
+    if kind == "cuda":
+        if torch.cuda.is_available() and torch.cuda.is_bf16_supported(including_emulation=False):
+            return None
+        return f"device {device}: this GPU has no bf16 support (torch.cuda.is_bf16_supported() is False)"
+    if kind == "cpu":
+        if torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported():
+            return None
+        return (f"this CPU ({platform.processor() or platform.machine()}) has no bf16 kernels "
+                "(oneDNN needs AVX-512 BW/VL/DQ, or the ARM BF16 extension)")
+    return f"device {device}: bf16 restore runs on CPU or CUDA only"
+
+
+def _native_bf16_cpu() -> bool:
+    """True when an x86 CPU computes bf16 in hardware (AVX512-BF16 or AMX), or the CPU is not x86."""
+    import torch
+
+    if platform.machine().lower() not in ("x86_64", "amd64", "i386", "i686"):
+        return True  # oneDNN's ARM bf16 support already means the hardware extension
+    probes = [getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
+    return any(probe() for probe in probes if probe is not None)
+
+
+def check_precision(precision: str, device: str) -> None:
+    """Refuse a precision that is unknown or that ``device`` cannot run (``ConfigError``).
+
+    bf16 on an x86 CPU without AVX512-BF16 and AMX is allowed with a ``RuntimeWarning`` (emulated:
+    expect it slower than fp32).
+    """
+    _known_precision(precision)
+    if precision == "fp32":
+        return
+    why = bf16_unsupported(device)
+    if why is not None:
+        raise ConfigError(f"--precision bf16: {why}; restore with --precision fp32")
+    if device.startswith("cpu") and not _native_bf16_cpu():
+        import warnings
+
+        warnings.warn("--precision bf16: this CPU has no AVX512-BF16 or AMX units; bf16 is emulated and "
+                      "likely slower than fp32", RuntimeWarning, stacklevel=2)
+
+
+def _known_precision(precision: str) -> None:
+    if precision not in PRECISIONS:
+        raise ConfigError(f"--precision: expected one of {', '.join(PRECISIONS)}, got {precision!r}")
+
+
+def _forward(model, image, precision: str) -> list:
+    """The model's outputs for ``image`` as float32, the network run in ``precision``."""
+    import torch
+
+    if precision == "fp32":
+        return [o.float() for o in model(image)]
+    with torch.autocast(image.device.type, dtype=torch.bfloat16):
+        outputs = model(image)
+    return [o.float() for o in outputs]
+
+
+def restore_tensor(model, image, *, tile: int | None = None, overlap: int = 32, precision: str = "fp32") -> list:
+    """All stage outputs ``[final, ..., stage1]`` (each 1×3×H×W float32, unclamped) for a 1×3×H×W input.
+
+    ``image``: float32 in [0, 1] on the model's device. ``precision``: ``fp32`` (plain forward)
+    or ``bf16`` (autocast; see the module docstring); this function does not check that the
+    device supports it (``check_precision`` does). Raises ``ConfigError`` for a tile that is not
+    a multiple of 8, an overlap outside ``[0, tile)`` or an unknown precision.
+    """
+    import torch
+
+    _known_precision(precision)
     h, w = image.shape[-2:]
     with torch.no_grad():
         if not tile or (tile >= h and tile >= w):
-            return [o.float() for o in model(image)]
+            return _forward(model, image, precision)
         if tile % 8:
             raise ConfigError(f"--tile: {tile} is not a multiple of 8")
         if not 0 <= overlap < tile:
@@ -137,11 +231,11 @@ def restore_tensor(model, image, *, tile: int | None = None, overlap: int = 32) 
             for left in cols:
                 wx = window_weights(tw, overlap, left == 0, left + tw == w)
                 weight = torch.from_numpy(np.outer(wy, wx)).to(image.device)[None, None]
-                outs = model(image[..., top:top + th, left:left + tw])
+                outs = _forward(model, image[..., top:top + th, left:left + tw], precision)
                 if sums is None:
                     sums = [torch.zeros(1, o.shape[1], h, w, device=image.device) for o in outs]
                 for acc, out in zip(sums, outs):
-                    acc[..., top:top + th, left:left + tw] += out.float() * weight
+                    acc[..., top:top + th, left:left + tw] += out * weight
                 weight_sum[..., top:top + th, left:left + tw] += weight
         return [acc / weight_sum for acc in sums]
 
@@ -153,31 +247,40 @@ def restore_folder(
     *,
     tile: int | None = None,
     overlap: int = 32,
+    precision: str = "fp32",
     save_float: bool = False,
     save_stages: bool = False,
     device: str = "cpu",
     progress: bool = True,
+    source: Mapping[str, Any] | None = None,
     on_image: Callable[[str], None] | None = None,
 ) -> list[Path]:
     """Restore every image and ``.npy`` float array of ``input_dir`` into ``output_dir``.
 
     Each input ``<stem>.png|.jpg|...|.npy`` gives ``<stem>.png`` (and ``float/<stem>.npy``,
-    ``stages/<stem>_stage<k>.png`` when asked). Returns the PNG paths written. Raises ``DataError``
-    for an empty folder, two inputs with one stem, or an unreadable input (naming the file).
+    ``stages/<stem>_stage<k>.png`` when asked). Then ``restore.json`` (``RECORD_NAME``) records
+    how: ``format``, the entries of ``source`` (the CLI's: ``checkpoint``, ``checkpoint_sha256``,
+    ``model``), ``precision``, ``tile``, ``overlap``, ``device``, ``torch`` (version), ``mprnet``
+    (version) and ``images`` (count); no time stamps, so the same run writes the same record.
+    Returns the PNG paths written. Raises ``ConfigError`` for a precision the device cannot run
+    (``check_precision``) and ``DataError`` for an empty folder, two inputs with one stem, or an
+    unreadable input (naming the file).
     """
     import torch
     from tqdm import tqdm
 
+    from . import __version__
+    from .atomic import atomic_path, atomic_write_text
     from .images import read_float_input, to_uint8, write_png
-    from .atomic import atomic_path
 
+    check_precision(precision, device)
     inputs = list_inputs(input_dir)
     out = Path(output_dir)
     model = model.to(device).eval()
     written = []
     for path in tqdm(inputs, desc="restore", unit="img", disable=not progress):
         x = torch.from_numpy(read_float_input(path).transpose(2, 0, 1).copy())[None].to(device)
-        outputs = restore_tensor(model, x, tile=tile, overlap=overlap)
+        outputs = restore_tensor(model, x, tile=tile, overlap=overlap, precision=precision)
         final = _hwc(outputs[0])
         target = out / f"{path.stem}.png"
         write_png(target, to_uint8(final))
@@ -191,16 +294,41 @@ def restore_folder(
                 write_png(out / "stages" / f"{path.stem}_stage{k}.png", to_uint8(_hwc(outputs[num - k])))
         if on_image is not None:
             on_image(path.stem)
+    record = {"format": RECORD_FORMAT, **(source or {}), "precision": precision, "tile": tile,
+              "overlap": overlap, "device": str(device), "torch": torch.__version__, "mprnet": __version__,
+              "images": len(written)}
+    atomic_write_text(out / RECORD_NAME, json.dumps(record, indent=2) + "\n")
     return written
+
+
+def read_record(folder: str | os.PathLike) -> dict | None:
+    """The ``restore.json`` of a restored folder (see ``restore_folder``), or None if it has none.
+
+    Folders restored before records were written have none; their precision was fp32. Raises
+    ``DataError`` naming the file when it is unreadable or not a record of this format.
+    """
+    from .errors import DataError
+
+    path = Path(folder) / RECORD_NAME
+    if not path.is_file():
+        return None
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DataError(f"{path}: unreadable restore record ({exc})") from None
+    if not isinstance(record, dict) or record.get("format") != RECORD_FORMAT or record.get("precision") not in PRECISIONS:
+        raise DataError(f"{path}: not a {RECORD_FORMAT} record with a precision in {', '.join(PRECISIONS)}")
+    return record
 
 
 def list_inputs(input_dir: str | os.PathLike) -> list[Path]:
     """The images (``images.list_images``) and ``.npy`` arrays directly inside ``input_dir``, by name.
 
-    Raises ``DataError`` if there are none or two share a stem (both would write ``<stem>.png``).
+    Raises ``DataError`` if there are none or two share a stem (both would write ``<stem>.png``;
+    ``images.index_by_stem``).
     """
     from .errors import DataError
-    from .images import list_images
+    from .images import index_by_stem, list_images
 
     folder = Path(input_dir)
     inputs = list_images(folder)  # DataError if not a folder
@@ -208,14 +336,59 @@ def list_inputs(input_dir: str | os.PathLike) -> list[Path]:
                if p.is_file() and not p.name.startswith(".") and p.suffix.lower() == ".npy"]
     if not inputs:
         raise DataError(f"{folder}: no images or .npy float arrays to restore")
-    by_stem: dict[str, Path] = {}
-    for path in sorted(inputs):
-        if path.stem in by_stem:
-            raise DataError(f"{folder}: two inputs share the stem {path.stem!r}: "
-                            f"{by_stem[path.stem].name}, {path.name}")
-        by_stem[path.stem] = path
-    return sorted(inputs)
+    return list(index_by_stem(inputs, folder, "inputs").values())
 
 
 def _hwc(tensor) -> np.ndarray:
     return tensor[0].permute(1, 2, 0).cpu().numpy()
+
+
+# --------------------------------------------------------------------------- mprnet restore
+
+
+def register(subparsers) -> None:
+    """Add ``mprnet restore`` to the ``mprnet`` command (``mprnet.cli.COMMAND_MODULES``)."""
+    r = subparsers.add_parser(
+        "restore",
+        help="restore a folder of images with a checkpoint (ours or the authors' .pth)",
+        description="Restore every image and .npy float array of --input into --output/<stem>.png, with "
+                    f"--output/{RECORD_NAME} recording the checkpoint, precision and tiling. The "
+                    "results are written to a hidden folder beside --output and moved there when all are "
+                    "done, so a run killed half-way leaves no partial --output.",
+    )
+    r.add_argument("--checkpoint", required=True, help="our model_final.pt/model_best.pt/checkpoint.pt or an official .pth")
+    r.add_argument("--input", required=True,
+                   help="folder of degraded images and/or <stem>.npy float arrays (HxWx3 in [0,1], e.g. DND's input_float)")
+    r.add_argument("--output", required=True, help="folder for the restored PNGs")
+    r.add_argument("--task", choices=TASKS,
+                   help="preset for an official .pth (recognised from the weights when omitted)")
+    r.add_argument("--tile", type=int, default=None, help="restore in TILE x TILE windows (multiple of 8)")
+    r.add_argument("--overlap", type=int, default=32, help="overlap between tiles in pixels (default 32)")
+    r.add_argument("--precision", choices=PRECISIONS, default="fp32",
+                   help="fp32 (default) or bf16: the network under bf16 autocast, outputs cast back to float32; "
+                        "an error on a device without bf16 kernels")
+    r.add_argument("--save-float", action="store_true", help="also write OUTPUT/float/<stem>.npy (float32, [0,1])")
+    r.add_argument("--save-stages", action="store_true", help="also write OUTPUT/stages/<stem>_stage<k>.png")
+    r.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    r.add_argument("--no-progress", action="store_true", help="no progress bar")
+    r.set_defaults(func=_restore_command)
+
+
+def _restore_command(args: argparse.Namespace) -> int:
+    import torch
+
+    from .atomic import staged_folder
+    from .data.fetch import sha256_file
+
+    device = args.device
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    model, what = load_restorer(args.checkpoint, args.task)
+    source = {"checkpoint": str(args.checkpoint), "checkpoint_sha256": sha256_file(args.checkpoint), "model": what}
+    with staged_folder(args.output) as staging:
+        written = restore_folder(model, args.input, staging, tile=args.tile, overlap=args.overlap,
+                                 precision=args.precision, save_float=args.save_float,
+                                 save_stages=args.save_stages, device=device, progress=not args.no_progress,
+                                 source=source)
+    print(f"mprnet restore: {len(written)} images restored with {what} in {args.precision} into {args.output}")
+    return 0

@@ -360,3 +360,16 @@ def test_restore_refuses_a_sixteen_bit_input_and_writes_nothing(tmp_path):
     with pytest.raises(DataError, match=re.escape(str(path)) + ".*16-bit rgb PNG"):
         restore_folder(model, tmp_path / "in", tmp_path / "out", progress=False)
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").rglob("*.png"))
+
+
+def test_two_files_sharing_a_stem_are_refused_naming_both(tmp_path):
+    """Pairs and outputs are named by stem: a.png and a.jpg in one folder cannot both be image a."""
+    from mprnet.images import index_by_stem, pair_by_stem
+
+    for folder in ("pred", "target"):
+        write_png(tmp_path / folder / "a.png", np.zeros((8, 8, 3), np.uint8))
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "pred" / "a.jpg")
+    with pytest.raises(DataError, match=re.escape(f"{tmp_path / 'pred'}: two images share the stem 'a': a.jpg, a.png")):
+        pair_by_stem(tmp_path / "pred", tmp_path / "target")
+    found = index_by_stem([tmp_path / "target" / "b.npy", tmp_path / "target" / "a.png"], tmp_path / "target", "inputs")
+    assert list(found) == ["a", "b"]  # in name order

@@ -111,7 +111,8 @@ def test_restore_writes_png_float_and_stage_images_of_any_size(tmp_path):
     assert np.array_equal(to_uint8(array), png)
     with torch.no_grad():
         expected = model(torch.from_numpy(image.transpose(2, 0, 1).copy()).float().div(255)[None])
-    np.testing.assert_allclose(array, expected[0][0].clamp(0, 1).permute(1, 2, 0).numpy(), atol=1e-6)
+    # fp32 (the default) is the plain forward pass, bit for bit: no autocast, no conversion.
+    np.testing.assert_array_equal(array, expected[0][0].clamp(0, 1).permute(1, 2, 0).numpy())
     stage1 = read_rgb(out / "stages" / "odd_stage1.png")
     assert np.array_equal(stage1, to_uint8(expected[2][0].permute(1, 2, 0).numpy()))
     assert (out / "stages" / "odd_stage2.png").exists() and not (out / "stages" / "odd_stage3.png").exists()
@@ -141,7 +142,7 @@ def test_float_npy_inputs_are_restored_unquantised_and_named_by_stem(tmp_path):
                      "--output", str(out), "--save-float", "--no-progress"]) == 0
         # Named by stem whatever the input's extension: what dnd-bundle and the scorers pair by.
         assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) == [
-            "0001_01.png", "0001_02.png", "float/0001_01.npy", "float/0001_02.npy"]
+            "0001_01.png", "0001_02.png", "float/0001_01.npy", "float/0001_02.npy", "restore.json"]
         runs[name] = {stem: np.load(out / "float" / f"{stem}.npy") for stem in crops}
         for stem, array in runs[name].items():
             assert np.array_equal(read_rgb(out / f"{stem}.png"), to_uint8(array))
@@ -198,6 +199,94 @@ def test_inputs_sharing_a_stem_or_no_inputs_are_refused(tmp_path, capsys):
     assert main(args) == 2
     assert "two inputs share the stem 'a': a.npy, a.png" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def _restore_cli(tmp_path, name, *extra):
+    out = tmp_path / name
+    assert main(["restore", "--checkpoint", str(tmp_path / "model.pt"), "--input", str(tmp_path / "in"),
+                 "--output", str(out), "--save-float", "--no-progress", "--device", "cpu", *extra]) == 0
+    return out
+
+
+def _cpu_bf16_missing() -> str | None:
+    from mprnet.restore import bf16_unsupported
+
+    return bf16_unsupported("cpu")
+
+
+@pytest.mark.skipif(_cpu_bf16_missing() is not None, reason=str(_cpu_bf16_missing()))
+def test_bf16_restore_is_close_to_fp32_and_says_so_in_its_record(tmp_path):
+    import hashlib
+    import json
+
+    from mprnet.restore import read_record, restore_tensor
+
+    model = _our_checkpoint(tmp_path / "model.pt").eval()
+    rng = np.random.default_rng(5)
+    image = np.rint(smooth_image(rng, 45, 61) * 255).astype(np.uint8)
+    write_png(tmp_path / "in" / "odd.png", image)
+    fp32 = _restore_cli(tmp_path, "fp32")
+    bf16 = _restore_cli(tmp_path, "bf16", "--precision", "bf16")
+    a, b = (np.load(out / "float" / "odd.npy") for out in (fp32, bf16))
+    assert b.dtype == np.float32 and b.shape == a.shape and 0 <= b.min() and b.max() <= 1
+    gap = np.abs(a - b)
+    print(f"bf16 vs fp32: max |diff| {gap.max():.2e}, mean {gap.mean():.2e}, PSNR {_psnr(a * 255, b * 255):.1f} dB")
+    assert gap.max() > 0  # bf16 really ran
+    assert gap.max() < 0.03 and _psnr(a * 255, b * 255) > 45  # bf16 keeps ~3 significant digits
+    assert np.array_equal(read_rgb(bf16 / "odd.png"), to_uint8(b))
+
+    records = {name: read_record(out) for name, out in (("fp32", fp32), ("bf16", bf16))}
+    assert records["fp32"]["precision"] == "fp32" and records["bf16"]["precision"] == "bf16"
+    record = records["bf16"]
+    assert record["checkpoint"] == str(tmp_path / "model.pt")
+    assert record["checkpoint_sha256"] == hashlib.sha256((tmp_path / "model.pt").read_bytes()).hexdigest()
+    assert (record["tile"], record["overlap"], record["device"], record["images"]) == (None, 32, "cpu", 1)
+    assert record["torch"] == torch.__version__ and "denoising" in record["model"]
+    assert json.loads((bf16 / "restore.json").read_text()) == record
+
+    # Tiled bf16: the tiles are blended in float32, close to the tiled fp32 result.
+    x = torch.from_numpy(image.transpose(2, 0, 1).copy()).float().div(255)[None]
+    tiled = [restore_tensor(model, x, tile=32, overlap=8, precision=p)[0] for p in ("fp32", "bf16")]
+    assert tiled[1].dtype == torch.float32
+    assert 0 < (tiled[0] - tiled[1]).abs().max() < 0.05
+
+
+def test_bf16_on_a_device_without_it_is_refused_before_writing(tmp_path, capsys, monkeypatch):
+    import mprnet.restore as restore
+
+    _our_checkpoint(tmp_path / "model.pt")
+    write_png(tmp_path / "in" / "a.png", np.zeros((16, 16, 3), np.uint8))
+    monkeypatch.setattr(restore, "bf16_unsupported", lambda device: "this CPU (test) has no bf16 kernels")
+    assert main(["restore", "--checkpoint", str(tmp_path / "model.pt"), "--input", str(tmp_path / "in"),
+                 "--output", str(tmp_path / "out"), "--precision", "bf16", "--device", "cpu", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "--precision bf16: this CPU (test) has no bf16 kernels; restore with --precision fp32" in err
+    assert not (tmp_path / "out").exists() and sorted(p.name for p in tmp_path.iterdir()) == ["in", "model.pt"]
+    with pytest.raises(ConfigError, match="expected one of fp32, bf16"):
+        restore.check_precision("fp16", "cpu")
+
+
+def test_bf16_emulated_on_the_cpu_warns(monkeypatch):
+    import mprnet.restore as restore
+
+    monkeypatch.setattr(restore, "bf16_unsupported", lambda device: None)
+    monkeypatch.setattr(restore, "_native_bf16_cpu", lambda: False)
+    with pytest.warns(RuntimeWarning, match="emulated"):
+        restore.check_precision("bf16", "cpu")
+    restore.check_precision("fp32", "cpu")  # fp32 never asks
+
+
+def test_restore_records(tmp_path):
+    from mprnet.errors import DataError
+    from mprnet.restore import read_record
+
+    assert read_record(tmp_path) is None  # restored before records existed
+    (tmp_path / "restore.json").write_text("{not json")
+    with pytest.raises(DataError, match="restore.json: unreadable"):
+        read_record(tmp_path)
+    (tmp_path / "restore.json").write_text('{"format": "mprnet-restore/1", "precision": "fp16"}')
+    with pytest.raises(DataError, match="restore.json: not a mprnet-restore/1 record"):
+        read_record(tmp_path)
 
 
 def test_released_pth_files_load_with_their_preset_recognised(tmp_path):
