@@ -26,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
+from mprnet.presets import PRESETS
+
 
 def synthetic_pair(width: int, height: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     from scipy.ndimage import convolve1d, gaussian_filter
@@ -96,7 +98,7 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", default="1280x720", help="WxH (default 1280x720)")
-    parser.add_argument("--preset", default="deblurring", choices=("deblurring", "deraining", "denoising"))
+    parser.add_argument("--preset", default="deblurring", choices=tuple(PRESETS))
     parser.add_argument("--checkpoint", help="trained weights (ours or the authors' .pth); default: see --train-steps")
     parser.add_argument("--tile", type=int, default=384)
     parser.add_argument("--overlap", type=int, default=32)

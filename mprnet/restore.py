@@ -41,8 +41,9 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from .errors import CheckpointError, ConfigError
+from .presets import PRESETS
 
-TASKS = ("deblurring", "deraining", "denoising")
+TASKS = tuple(PRESETS)
 PRECISIONS = ("fp32", "bf16")
 RECORD_NAME = "restore.json"
 RECORD_FORMAT = "mprnet-restore/1"
