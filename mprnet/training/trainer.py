@@ -13,12 +13,15 @@ Output folder (``out_dir``):
   appended by every attempt (``console.guarded_console``).
 
 Devices: CPU, one GPU, or DistributedDataParallel when launched by ``torchrun`` (read from the
-``RANK``/``WORLD_SIZE``/``LOCAL_RANK`` variables; ``nccl`` on GPUs, ``gloo`` on CPU).
+``RANK``/``WORLD_SIZE``/``LOCAL_RANK`` variables; ``nccl`` on GPUs, ``gloo`` on CPU); ``mprnet
+train`` starts itself so when the run config says ``runtime.processes: N`` (``launch.py``).
 ``data.batch_size`` is the global batch, split evenly over processes.
 
 Preemption: SIGTERM or SIGUSR1 (what Slurm sends before preemption or the time limit) makes
-every process finish its current iteration; the state is checkpointed and the command exits
-with ``RESUME_EXIT_CODE`` = 75 (``EX_TEMPFAIL``: "try again"). Running the same command with
+the process finish its current iteration; the state is checkpointed and the command exits
+with ``RESUME_EXIT_CODE`` = 75 (``EX_TEMPFAIL``: "try again"). With several processes they
+agree after every iteration whether any of them was signalled (``Dist.any_rank``), so all stop
+at the same iteration and rank 0 writes the one checkpoint. Running the same command with
 ``--resume`` then continues; on CPU the final weights are bit-identical to an uninterrupted run.
 Slurm signals every process of the job at once, so the progress bar and messages go through
 ``console.GuardedStream``: a stdout/stderr that went away (EPIPE, closed) is dropped, never raised.
@@ -65,10 +68,18 @@ class TrainingDiverged(MPRNetError):
 
 @dataclass
 class Dist:
+    """This process's place in a ``torchrun`` process group (one process: ``Dist()``).
+
+    ``cpu_group`` is the group for small CPU tensors (``any_rank``): the default group under
+    ``gloo``, a ``gloo`` group beside ``nccl`` on GPUs, so that agreeing on a flag never waits
+    for the GPU queue.
+    """
+
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
     initialised_here: bool = False
+    cpu_group: Any = None
 
     @property
     def is_main(self) -> bool:
@@ -76,6 +87,8 @@ class Dist:
 
     @classmethod
     def from_env(cls, device_type: str) -> "Dist":
+        """Join the group described by ``RANK``/``WORLD_SIZE``/``LOCAL_RANK`` (set by torchrun),
+        ``nccl`` for ``device_type`` ``cuda``, ``gloo`` otherwise; one process without them."""
         import torch.distributed as dist
 
         world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -86,7 +99,8 @@ class Dist:
         if not dist.is_initialized():
             dist.init_process_group(backend="nccl" if device_type == "cuda" else "gloo")
             created = True
-        return cls(rank, world, local, created)
+        cpu_group = None if dist.get_backend() == "gloo" else dist.new_group(backend="gloo")
+        return cls(rank, world, local, created, cpu_group)
 
     def barrier(self) -> None:
         if self.world_size > 1:
@@ -100,6 +114,17 @@ class Dist:
 
             dist.all_reduce(tensor, op=dist.ReduceOp.MAX if op == "max" else dist.ReduceOp.SUM)
         return tensor
+
+    def any_rank(self, flag: bool) -> bool:
+        """Whether ``flag`` is true on any process; every process must call it (collective)."""
+        if self.world_size == 1:
+            return flag
+        import torch
+        import torch.distributed as dist
+
+        votes = torch.tensor([1 if flag else 0], dtype=torch.int32)
+        dist.all_reduce(votes, op=dist.ReduceOp.MAX, group=self.cpu_group)
+        return bool(votes.item())
 
     def close(self) -> None:
         if self.initialised_here:
@@ -541,7 +566,7 @@ class Trainer:
         """Logging, validation and checkpointing when due; raises ``TrainingInterrupted`` to stop."""
         it, rt = self.iteration, self.rt
         sync = it % rt["log_every"] == 0 or it == self.total
-        stop_now = self._stop_requested(sync)
+        stop_now = self._stop_requested()
         due_ckpt = it % rt["checkpoint_every"] == 0 or it == self.total or stop_now
         due_val = bool(self.val_pairs) and self.val_every is not None and (it % self.val_every == 0 or it == self.total)
         if sync or due_ckpt or due_val:
@@ -555,17 +580,12 @@ class Trainer:
         if stop_now:
             raise TrainingInterrupted(self.ckpt_path, it, self.stop.signame or "signal")
 
-    def _stop_requested(self, sync: bool) -> bool:
-        """Whether a stop signal was received; with several processes, by any of them (agreed
-        at synchronised iterations, so all stop at the same one)."""
-        import torch
-
+    def _stop_requested(self) -> bool:
+        """Whether a stop signal was received; with several processes, by any of them. They
+        agree after every iteration, so all stop at the same one, whichever got the signal."""
         if self.dist.world_size == 1:
             return self.stop.signame is not None
-        if not sync:
-            return False
-        flag = torch.tensor([1.0 if self.stop.signame else 0.0], device=self.device)
-        stop_now = bool(self.dist.all_reduce(flag, op="max").item() > 0)
+        stop_now = self.dist.any_rank(self.stop.signame is not None)
         if stop_now and self.stop.signame is None:
             self.stop.signame = "a signal to another process"
         return stop_now
