@@ -52,7 +52,9 @@ if [[ ${SKIP_SLURM:-0} != 1 ]]; then
     run_study slurm --profile "$root/profiles/slurm" --workflow-profile "$root/profiles/ci"
     # A training job given Slurm's preemption notice, then ended as at a time limit: each attempt
     # checkpoints where it stopped, Snakemake resubmits it, the weights equal an uninterrupted run's.
-    step "preemption through Slurm (tests/test_preemption.py)"
+    # Then a training job of 2 processes (runtime.processes: 2, 2 CPUs), preempted once: one
+    # checkpoint, resubmitted, the weights of 1 process within float tolerance.
+    step "preemption through Slurm, 1 and 2 processes (tests/test_preemption.py)"
     MPRNET_SLURM_TESTS=1 python -m pytest -q -p no:cacheprovider tests/test_preemption.py -k test_slurm_
 fi
 

@@ -331,3 +331,42 @@ def test_a_non_finite_loss_names_the_iteration_and_keeps_the_last_checkpoint(pai
     assert state["iteration"] == 2
     assert all(torch.isfinite(v).all() for v in state["model"].values())
     assert not (out / "model_final.pt").exists()
+
+
+# --------------------------------------------------------------------------- several processes
+
+def test_launch_needs_one_gpu_per_process_and_none_on_cpu():
+    from mprnet.training.config import launch_needs
+
+    assert launch_needs({"task": "denoising"}) == {"processes": 1, "gpus": 1}
+    assert launch_needs({"task": "deblurring", "runtime": {"processes": 4}}) == {"processes": 4, "gpus": 4}
+    assert launch_needs({"task": "deraining", "runtime": {"processes": 2, "device": "cpu"}}) == {"processes": 2, "gpus": 0}
+
+
+def test_several_processes_on_one_named_gpu_are_refused(pairs_dir):
+    from mprnet.training.config import resolve_config
+
+    with pytest.raises(ConfigError, match="runtime.device: cuda:1 names one GPU"):
+        resolve_config(tiny_config(pairs_dir, runtime={"processes": 2, "device": "cuda:1"}))
+    with pytest.raises(ConfigError, match="runtime.processes"):
+        resolve_config(tiny_config(pairs_dir, runtime={"processes": 0}))
+
+
+def test_launcher_exit_status_is_75_only_when_every_ended_worker_stopped_for_resume():
+    from mprnet.training.launch import failure_status
+
+    assert failure_status({0: 75, 1: 75}, first=1) == 75
+    assert failure_status({1: 75}, first=1) == 75  # rank 0 was still closing when the launcher looked
+    assert failure_status({0: 1, 1: 75}, first=0) == 1
+    assert failure_status({1: -9}, first=1) == 128 + 9  # killed by SIGKILL
+
+
+def test_launcher_shares_the_job_threads_among_its_processes():
+    from mprnet.training.launch import share_threads
+
+    env = {"OMP_NUM_THREADS": "8", "MKL_NUM_THREADS": "8", "OPENBLAS_NUM_THREADS": "1", "PATH": "/bin"}
+    share_threads(env, 4)
+    assert env == {"OMP_NUM_THREADS": "2", "MKL_NUM_THREADS": "2", "OPENBLAS_NUM_THREADS": "1", "PATH": "/bin"}
+    env = {}
+    share_threads(env, 2)
+    assert env == {"OMP_NUM_THREADS": "1"}

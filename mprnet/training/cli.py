@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 
 RESUME_EXIT_CODE = 75  # EX_TEMPFAIL: "run again with --resume"; defined here so --help stays light
 
@@ -12,7 +14,8 @@ def register(subparsers) -> None:
         "train",
         help="train MPRNet from a run config (official recipe per task by default)",
         description="Train MPRNet. Defaults are the official recipe of the config's task; see "
-                    "mprnet.training.config for every key. Launch with torchrun for several GPUs. "
+                    "mprnet.training.config for every key. runtime.processes: N starts N processes (one per GPU, "
+                    "the global batch shared out); under torchrun it is one of them. "
                     f"On SIGTERM/SIGUSR1 a checkpoint is written and the exit status is {RESUME_EXIT_CODE} "
                     "(run again with --resume).",
     )
@@ -48,19 +51,43 @@ def _apply_sets(config: dict, sets: list[str]) -> dict:
 
 def _train(args: argparse.Namespace) -> int:
     """Train; stdout/stderr never fail (a pipe whose reader died on the same SIGTERM must not stop
-    the stop checkpoint), and with ``--log`` everything is appended to that file too."""
+    the stop checkpoint), and with ``--log`` everything is appended to that file too.
+
+    With ``runtime.processes`` > 1 (and not already started by a launcher) this process starts
+    that many copies of the command instead (``launch.py``) and returns their common status.
+    """
     import sys
 
-    from .config import load_config
+    from ..errors import MPRNetError
+    from .config import load_config, resolve_config
     from .console import guarded_console
+    from .launch import is_main_worker, is_worker, launch
     from .trainer import TrainingInterrupted, train
 
-    with guarded_console(args.log, header="mprnet train" + (" --resume" if args.resume else "")):
+    if not is_worker():
+        with contextlib.suppress(MPRNetError):  # a bad config is reported below, in --log too
+            processes = resolve_config(_apply_sets(load_config(args.config), args.set))["runtime"]["processes"]
+            if processes > 1:
+                return launch(_worker_args(args), processes)
+    main, world = is_main_worker(), int(os.environ.get("WORLD_SIZE", "1"))
+    header = "mprnet train" + (" --resume" if args.resume else "") + (f" processes={world}" if world > 1 else "")
+    with guarded_console(args.log if main else None, header=header):
         config = _apply_sets(load_config(args.config), args.set)
         try:
             final = train(config, args.out, resume=args.resume)
         except TrainingInterrupted as exc:
-            print(f"mprnet train: {exc}", file=sys.stderr)
+            if main:
+                print(f"mprnet train: {exc}", file=sys.stderr)
             return RESUME_EXIT_CODE
-        print(f"mprnet train: done, final model {final}")
+        if main:
+            print(f"mprnet train: done, final model {final}")
     return 0
+
+
+def _worker_args(args: argparse.Namespace) -> list[str]:
+    """The ``mprnet train`` arguments of ``args`` again, for the processes of a launch."""
+    argv = ["--config", args.config, "--out", args.out]
+    argv += ["--resume"] if args.resume else []
+    for item in args.set:
+        argv += ["--set", item]
+    return argv + (["--log", args.log] if args.log else [])

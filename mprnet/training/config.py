@@ -40,7 +40,10 @@ and ``training.yml``) and is checked against ``run_config.schema.json``. Section
     validation every ``val_every_epochs`` (20 / 5 / 1) or, if set, ``val_every_iterations``.
 ``runtime``
     Settings that do not change the trained weights and may differ on ``--resume``: ``device``
-    (auto | cpu | cuda[:N]), ``num_workers``, ``checkpoint_every`` (iterations), ``log_every``,
+    (auto | cpu | cuda[:N]), ``processes`` (1: processes on this machine, one per GPU, each
+    with ``batch_size / processes`` samples; ``mprnet train`` starts them through torch's
+    elastic launcher, see ``launch.py``; the weights then differ from one process's only by
+    the order of float additions), ``num_workers`` (per process), ``checkpoint_every`` (iterations), ``log_every``,
     ``progress`` (tqdm bar), ``deterministic`` (``torch.use_deterministic_algorithms``).
 
 Relative paths are taken from the working directory. The effective config (all defaults filled
@@ -144,7 +147,20 @@ def resolve_config(user: dict) -> dict:
         sched["t_max"] = max(1, sched["length"] - sched["warmup"] + sched["t_max_offset"])
     if cfg["data"]["patch_size"] < 8:
         raise ConfigError("data.patch_size: must be at least 8")
+    runtime = cfg["runtime"]
+    if runtime["processes"] > 1 and runtime["device"].startswith("cuda:"):
+        raise ConfigError(f"runtime.device: {runtime['device']} names one GPU, but runtime.processes is "
+                          f"{runtime['processes']} (one GPU each): use auto or cuda")
     return cfg
+
+
+def launch_needs(config: dict) -> dict[str, int]:
+    """What a job training ``config`` (a run config, defaults not yet filled in) asks of its
+    machine: ``processes`` (``runtime.processes``) and ``gpus`` (one per process, 0 when
+    ``runtime.device`` is ``cpu``). Raises ``ConfigError`` for an unknown ``task``."""
+    runtime = deep_merge(recipe(config.get("task")), config)["runtime"]
+    processes = int(runtime["processes"])
+    return {"processes": processes, "gpus": 0 if runtime["device"] == "cpu" else processes}
 
 
 def config_differences(old: dict, new: dict, ignore: tuple[str, ...] = RESUME_FREE_SECTIONS) -> list[str]:

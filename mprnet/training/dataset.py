@@ -20,7 +20,6 @@ exactly the samples one process would.
 
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -237,6 +236,3 @@ class BatchKeys:
 def total_iterations(schedule_unit: str, length: int, per_epoch: int) -> int:
     return length * per_epoch if schedule_unit == "epoch" else length
 
-
-def epochs_covered(total: int, per_epoch: int) -> int:
-    return math.ceil(total / per_epoch)

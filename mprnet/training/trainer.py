@@ -13,12 +13,15 @@ Output folder (``out_dir``):
   appended by every attempt (``console.guarded_console``).
 
 Devices: CPU, one GPU, or DistributedDataParallel when launched by ``torchrun`` (read from the
-``RANK``/``WORLD_SIZE``/``LOCAL_RANK`` variables; ``nccl`` on GPUs, ``gloo`` on CPU).
+``RANK``/``WORLD_SIZE``/``LOCAL_RANK`` variables; ``nccl`` on GPUs, ``gloo`` on CPU); ``mprnet
+train`` starts itself so when the run config says ``runtime.processes: N`` (``launch.py``).
 ``data.batch_size`` is the global batch, split evenly over processes.
 
 Preemption: SIGTERM or SIGUSR1 (what Slurm sends before preemption or the time limit) makes
-every process finish its current iteration; the state is checkpointed and the command exits
-with ``RESUME_EXIT_CODE`` = 75 (``EX_TEMPFAIL``: "try again"). Running the same command with
+the process finish its current iteration; the state is checkpointed and the command exits
+with ``RESUME_EXIT_CODE`` = 75 (``EX_TEMPFAIL``: "try again"). With several processes they
+agree after every iteration whether any of them was signalled (``Dist.any_rank``), so all stop
+at the same iteration and rank 0 writes the one checkpoint. Running the same command with
 ``--resume`` then continues; on CPU the final weights are bit-identical to an uninterrupted run.
 Slurm signals every process of the job at once, so the progress bar and messages go through
 ``console.GuardedStream``: a stdout/stderr that went away (EPIPE, closed) is dropped, never raised.
@@ -65,10 +68,18 @@ class TrainingDiverged(MPRNetError):
 
 @dataclass
 class Dist:
+    """This process's place in a ``torchrun`` process group (one process: ``Dist()``).
+
+    ``cpu_group`` is the group for small CPU tensors (``any_rank``): the default group under
+    ``gloo``, a ``gloo`` group beside ``nccl`` on GPUs, so that agreeing on a flag never waits
+    for the GPU queue.
+    """
+
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
     initialised_here: bool = False
+    cpu_group: Any = None
 
     @property
     def is_main(self) -> bool:
@@ -76,6 +87,8 @@ class Dist:
 
     @classmethod
     def from_env(cls, device_type: str) -> "Dist":
+        """Join the group described by ``RANK``/``WORLD_SIZE``/``LOCAL_RANK`` (set by torchrun),
+        ``nccl`` for ``device_type`` ``cuda``, ``gloo`` otherwise; one process without them."""
         import torch.distributed as dist
 
         world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -86,7 +99,8 @@ class Dist:
         if not dist.is_initialized():
             dist.init_process_group(backend="nccl" if device_type == "cuda" else "gloo")
             created = True
-        return cls(rank, world, local, created)
+        cpu_group = None if dist.get_backend() == "gloo" else dist.new_group(backend="gloo")
+        return cls(rank, world, local, created, cpu_group)
 
     def barrier(self) -> None:
         if self.world_size > 1:
@@ -100,6 +114,17 @@ class Dist:
 
             dist.all_reduce(tensor, op=dist.ReduceOp.MAX if op == "max" else dist.ReduceOp.SUM)
         return tensor
+
+    def any_rank(self, flag: bool) -> bool:
+        """Whether ``flag`` is true on any process; every process must call it (collective)."""
+        if self.world_size == 1:
+            return flag
+        import torch
+        import torch.distributed as dist
+
+        votes = torch.tensor([1 if flag else 0], dtype=torch.int32)
+        dist.all_reduce(votes, op=dist.ReduceOp.MAX, group=self.cpu_group)
+        return bool(votes.item())
 
     def close(self) -> None:
         if self.initialised_here:
@@ -298,7 +323,6 @@ def train(config: dict, out_dir: str | os.PathLike, *, resume: bool = False) -> 
     import torch
 
     cfg = resolve_config(config)
-    out = Path(out_dir)
     rt = cfg["runtime"]
     want_cuda = rt["device"].startswith("cuda") or (rt["device"] == "auto" and torch.cuda.is_available())
     if want_cuda and torch.cuda.is_available() and "LOCAL_RANK" in os.environ:
@@ -307,227 +331,336 @@ def train(config: dict, out_dir: str | os.PathLike, *, resume: bool = False) -> 
     previous = torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.benchmark
     try:
         with _StopFlag() as stop:
-            return _train(cfg, out, resume, dist, stop)
+            trainer = Trainer(cfg, Path(out_dir), dist, stop)
+            trainer.setup(resume)
+            return trainer.fit()
     finally:
         torch.use_deterministic_algorithms(previous[0])
         torch.backends.cudnn.benchmark = previous[1]
         dist.close()
 
 
-def _train(cfg: dict, out: Path, resume: bool, dist: Dist, stop: _StopFlag) -> Path:
-    import torch
-    from tqdm import tqdm
+class Trainer:
+    """One training run as named steps, called in this order by ``train``:
 
-    from ..losses import StageLoss
-    from .dataset import BatchKeys, TrainCrops, ValCrops, iterations_per_epoch, scan_pairs, total_iterations
-    from .mixup import mixup
-    from .schedule import WarmupCosine, epoch_lr, iteration_lr
+    * ``setup(resume)``: device switches, the checkpoint to resume (if any), every input checked
+      (``scan_pairs``), the model, optimiser and scaler built or restored, ``config.yaml`` written;
+    * ``fit()``: the loop. Per iteration ``optimize_parameters`` (one step on one batch), then,
+      when due, ``log_window`` (metrics.csv/dvclive), ``validation`` (mean PSNR, dB) with
+      ``save_best``, and ``save`` (``checkpoint.pt``); ``save_final`` at the end.
 
-    rt, data_cfg, tr = cfg["runtime"], cfg["data"], cfg["train"]
-    device = _pick_device(rt["device"], dist.local_rank)
-    if device.type == "cuda":
-        torch.cuda.set_device(device)
-    if tr["amp"] != "none" and device.type == "cpu" and tr["amp"] == "fp16":
-        raise ConfigError("train.amp: fp16 autocast needs a GPU (use bf16 or none on CPU)")
-    if rt["deterministic"]:
-        torch.use_deterministic_algorithms(True)
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    torch.backends.cudnn.benchmark = not rt["deterministic"]
+    ``cfg`` is a resolved run config (``resolve_config``); ``dist`` the process group (one
+    process: ``Dist()``); ``stop`` the signal flag that ends the loop after a checkpoint.
+    Iterations are counted from 0; ``self.iteration`` is the number of finished iterations.
+    """
 
-    ckpt_path = out / CHECKPOINT
-    state = None
-    if ckpt_path.exists():
+    def __init__(self, cfg: dict, out: Path, dist: Dist, stop: _StopFlag):
+        self.cfg, self.out, self.dist, self.stop = cfg, out, dist, stop
+        self.rt, self.data_cfg, self.tr = cfg["runtime"], cfg["data"], cfg["train"]
+        self.ckpt_path = out / CHECKPOINT
+
+    # ------------------------------------------------------------------ set-up and resume
+
+    def setup(self, resume: bool) -> None:
+        """Prepare the run: raises ``ConfigError``, ``DataError`` or ``CheckpointError`` (before
+        any training step) when a setting, a training pair or the checkpoint to resume is bad."""
+        self._configure_device()
+        state = self._existing_state(resume)
+        self._scan_data()
+        self._build_model(state)
+        self._build_optimizer(state)
+        del state
+        if self.dist.is_main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            dump_config(self.cfg, self.out / "config.yaml")
+
+    def _configure_device(self) -> None:
+        import torch
+
+        rt, tr = self.rt, self.tr
+        self.device = _pick_device(rt["device"], self.dist.local_rank)
+        if self.device.type == "cuda":
+            torch.cuda.set_device(self.device)
+        if tr["amp"] != "none" and self.device.type == "cpu" and tr["amp"] == "fp16":
+            raise ConfigError("train.amp: fp16 autocast needs a GPU (use bf16 or none on CPU)")
+        if rt["deterministic"]:
+            torch.use_deterministic_algorithms(True)
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.backends.cudnn.benchmark = not rt["deterministic"]
+        self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(tr["amp"])
+        self.memory_format = torch.channels_last if tr["channels_last"] else torch.contiguous_format
+
+    def _existing_state(self, resume: bool) -> dict | None:
+        """The checkpoint to continue from, checked against the config; ``None`` to start."""
+        path = self.ckpt_path
+        if not path.exists():
+            return None
         if not resume:
-            raise ConfigError(f"{ckpt_path}: a run already exists here; pass --resume to continue it or choose another --out")
-        state = load_checkpoint(ckpt_path)
-        diffs = config_differences(state["config"], cfg)
+            raise ConfigError(f"{path}: a run already exists here; pass --resume to continue it or choose another --out")
+        state = load_checkpoint(path)
+        diffs = config_differences(state["config"], self.cfg)
         if diffs:
-            raise ConfigError(f"{ckpt_path}: was trained with a different config; differing keys: " + "; ".join(diffs[:8]))
+            raise ConfigError(f"{path}: was trained with a different config; differing keys: " + "; ".join(diffs[:8]))
+        return state
 
-    # Check every input before any training time is spent. Checksums are read by the main process
-    # only (torchrun stops the other processes when one fails); all read the image headers.
-    verify = data_cfg["verify"] and dist.is_main
-    pairs = scan_pairs(data_cfg["train"], patch_size=data_cfg["patch_size"], pad_small=data_cfg["pad_small"],
-                       verify=verify, progress=rt["progress"] and dist.is_main)
-    val_pairs = []
-    if data_cfg["val"]:
-        val_pairs = scan_pairs(data_cfg["val"], verify=verify, progress=rt["progress"] and dist.is_main)
-        if data_cfg["val_max_images"]:
-            val_pairs = val_pairs[: data_cfg["val_max_images"]]
-    per_epoch = iterations_per_epoch(len(pairs), data_cfg["batch_size"])
-    if data_cfg["batch_size"] % dist.world_size:
-        raise ConfigError(f"data.batch_size: {data_cfg['batch_size']} is not divisible by the {dist.world_size} processes")
-    sched_cfg = cfg["schedule"]
-    total = total_iterations(sched_cfg["unit"], sched_cfg["length"], per_epoch)
-    schedule = WarmupCosine(cfg["optim"]["lr"], cfg["optim"]["min_lr"], sched_cfg["warmup"], sched_cfg["t_max"])
+    def _scan_data(self) -> None:
+        """Check every input before any training time is spent. Checksums are read by the main
+        process only (torchrun stops the other processes when one fails); all read the headers."""
+        from .dataset import iterations_per_epoch, scan_pairs, total_iterations
+        from .schedule import WarmupCosine
 
-    def lr_for(it: int) -> float:
-        return epoch_lr(schedule, it, per_epoch) if sched_cfg["unit"] == "epoch" else iteration_lr(schedule, it)
+        data_cfg, dist, progress = self.data_cfg, self.dist, self.rt["progress"] and self.dist.is_main
+        verify = data_cfg["verify"] and dist.is_main
+        self.pairs = scan_pairs(data_cfg["train"], patch_size=data_cfg["patch_size"], pad_small=data_cfg["pad_small"],
+                                verify=verify, progress=progress)
+        self.val_pairs = []
+        if data_cfg["val"]:
+            self.val_pairs = scan_pairs(data_cfg["val"], verify=verify, progress=progress)
+            if data_cfg["val_max_images"]:
+                self.val_pairs = self.val_pairs[: data_cfg["val_max_images"]]
+        self.per_epoch = iterations_per_epoch(len(self.pairs), data_cfg["batch_size"])
+        if data_cfg["batch_size"] % dist.world_size:
+            raise ConfigError(f"data.batch_size: {data_cfg['batch_size']} is not divisible by the {dist.world_size} processes")
+        sched, tr = self.cfg["schedule"], self.tr
+        self.total = total_iterations(sched["unit"], sched["length"], self.per_epoch)
+        self.schedule = WarmupCosine(self.cfg["optim"]["lr"], self.cfg["optim"]["min_lr"], sched["warmup"], sched["t_max"])
+        self.val_every = tr["val_every_iterations"] or (
+            tr["val_every_epochs"] * self.per_epoch if tr["val_every_epochs"] else None)
 
-    model = build_training_model(cfg)
-    if cfg["model"]["init_weights"] and state is None:
-        from ..checkpoint import load_weights
+    def _build_model(self, state: dict | None) -> None:
+        import torch
 
-        load_weights(model, cfg["model"]["init_weights"])
-    if state is not None:
+        model = build_training_model(self.cfg)
+        if self.cfg["model"]["init_weights"] and state is None:
+            from ..checkpoint import load_weights
+
+            load_weights(model, self.cfg["model"]["init_weights"])
+        if state is not None:
+            try:
+                model.load_state_dict(state["model"], strict=True)
+            except RuntimeError as exc:
+                raise CheckpointError(f"{self.ckpt_path}: does not fit the configured model ({exc})") from None
+        model.to(self.device)
+        if self.tr["channels_last"]:
+            model.to(memory_format=torch.channels_last)
+        self.model = model
+
+    def _build_optimizer(self, state: dict | None) -> None:
+        """Adam and the fp16 GradScaler; on resume also their state, the RNGs and the position."""
+        import torch
+
+        opt_cfg = self.cfg["optim"]
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=opt_cfg["lr"], betas=tuple(opt_cfg["betas"]),
+                                          eps=opt_cfg["eps"], weight_decay=opt_cfg["weight_decay"])
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.tr["amp"] == "fp16")
+        self.start, self.best_psnr = 0, -math.inf
+        if state is not None:
+            self.optimizer.load_state_dict(state["optimizer"])
+            if state["scaler"]:
+                self.scaler.load_state_dict(state["scaler"])
+            restore_rng(state["rng"])
+            self.start, self.best_psnr = int(state["iteration"]), float(state["best_psnr"])
+            if self.dist.is_main:
+                print(f"mprnet train: resuming {self.ckpt_path} at iteration {self.start}", file=GuardedStream(sys.stderr))
+        self.iteration = self.last_saved = self.start
+
+    # ------------------------------------------------------------------ the loop
+
+    def fit(self) -> Path:
+        """Train from ``self.start`` to the end; returns ``model_final.pt``.
+
+        Raises ``TrainingInterrupted`` after the stop checkpoint, ``TrainingDiverged`` on a
+        non-finite loss (checked at every log, validation and checkpoint), ``MPRNetError`` if
+        the data loader ends early.
+        """
+        if self.start >= self.total:
+            if self.dist.is_main and not (self.out / FINAL_MODEL).exists():
+                self.save_final()
+            return self.out / FINAL_MODEL
+        loader = self._prepare_loop()
         try:
-            model.load_state_dict(state["model"], strict=True)
-        except RuntimeError as exc:
-            raise CheckpointError(f"{ckpt_path}: does not fit the configured model ({exc})") from None
-    model.to(device)
-    if tr["channels_last"]:
-        model.to(memory_format=torch.channels_last)
-    opt_cfg = cfg["optim"]
-    optimizer = torch.optim.Adam(model.parameters(), lr=opt_cfg["lr"], betas=tuple(opt_cfg["betas"]),
-                                 eps=opt_cfg["eps"], weight_decay=opt_cfg["weight_decay"])
-    scaler = torch.amp.GradScaler(device.type, enabled=tr["amp"] == "fp16")
-    start, best_psnr = 0, -math.inf
-    if state is not None:
-        optimizer.load_state_dict(state["optimizer"])
-        if state["scaler"]:
-            scaler.load_state_dict(state["scaler"])
-        restore_rng(state["rng"])
-        start, best_psnr = int(state["iteration"]), float(state["best_psnr"])
-        if dist.is_main:
-            print(f"mprnet train: resuming {ckpt_path} at iteration {start}", file=GuardedStream(sys.stderr))
-    del state
+            for inp, tar in loader:
+                self.optimize_parameters(inp, tar)
+                self._after_iteration()
+        finally:
+            self.bar.close()
+            self.metrics.close()
+        if self.iteration < self.total:
+            raise MPRNetError(f"the data loader ended at iteration {self.iteration} of {self.total}")
+        if self.dist.is_main:
+            self.save_final()
+        self.dist.barrier()
+        return self.out / FINAL_MODEL
 
-    if dist.is_main:
-        out.mkdir(parents=True, exist_ok=True)
-        dump_config(cfg, out / "config.yaml")
-    if start >= total:
-        if dist.is_main and not (out / FINAL_MODEL).exists():
-            save_checkpoint(out / FINAL_MODEL, _model_file(_cpu_state(model), cfg, start))
-        return out / FINAL_MODEL
+    def _prepare_loop(self):
+        """The network (DDP-wrapped with several processes), loss, data loader, logs and the bar."""
+        import torch
+        from tqdm import tqdm
 
-    net = model
-    if dist.world_size > 1:
-        from torch.nn.parallel import DistributedDataParallel
+        from ..losses import StageLoss
+        from .dataset import BatchKeys, TrainCrops, ValCrops
 
-        net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-    criterion = StageLoss(edge_weight=cfg["loss"]["edge_weight"], clamp_outputs=cfg["loss"]["clamp_outputs"],
-                          eps=cfg["loss"]["eps"]).to(device)
+        cfg, data_cfg, rt, dist, device = self.cfg, self.data_cfg, self.rt, self.dist, self.device
+        self.net = self.model
+        if dist.world_size > 1:
+            from torch.nn.parallel import DistributedDataParallel
 
-    dataset = TrainCrops(pairs, data_cfg["patch_size"], geometric_aug=data_cfg["geometric_aug"],
-                         color_aug=data_cfg["color_aug"], pad_small=data_cfg["pad_small"])
-    batches = BatchKeys(len(pairs), data_cfg["batch_size"], cfg["seed"], start, total, dist.rank, dist.world_size)
-    loader = torch.utils.data.DataLoader(
-        dataset, batch_sampler=batches, num_workers=rt["num_workers"], pin_memory=device.type == "cuda",
-        persistent_workers=False, prefetch_factor=4 if rt["num_workers"] > 0 else None,
-        worker_init_fn=_ignore_stop_signals,
-    )
-    amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(tr["amp"])
-    memory_format = torch.channels_last if tr["channels_last"] else torch.contiguous_format
-    val_every = tr["val_every_iterations"] or (tr["val_every_epochs"] * per_epoch if tr["val_every_epochs"] else None)
+            self.net = DistributedDataParallel(self.model, device_ids=[device.index] if device.type == "cuda" else None)
+        self.criterion = StageLoss(edge_weight=cfg["loss"]["edge_weight"], clamp_outputs=cfg["loss"]["clamp_outputs"],
+                                   eps=cfg["loss"]["eps"]).to(device)
+        dataset = TrainCrops(self.pairs, data_cfg["patch_size"], geometric_aug=data_cfg["geometric_aug"],
+                             color_aug=data_cfg["color_aug"], pad_small=data_cfg["pad_small"])
+        batches = BatchKeys(len(self.pairs), data_cfg["batch_size"], cfg["seed"], self.start, self.total,
+                            dist.rank, dist.world_size)
+        loader = torch.utils.data.DataLoader(
+            dataset, batch_sampler=batches, num_workers=rt["num_workers"], pin_memory=device.type == "cuda",
+            persistent_workers=False, prefetch_factor=4 if rt["num_workers"] > 0 else None,
+            worker_init_fn=_ignore_stop_signals,
+        )
+        self.val_set = ValCrops(self.val_pairs, data_cfg["val_patch_size"])
+        self.metrics = _MetricsLog(self.out, self.start if self.start > 0 else None, dist.is_main)
+        # Console writes never raise: a stderr whose reader died with the same SIGTERM must not
+        # abort the stop checkpoint (nor fit's finally:, which would mask TrainingInterrupted).
+        self.bar = tqdm(total=self.total, initial=self.start, desc=f"train {cfg['task']}", unit="it",
+                        dynamic_ncols=True, disable=not (rt["progress"] and dist.is_main), file=GuardedStream(sys.stderr))
+        self.loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+        self.first_bad = torch.full((), -1, dtype=torch.int64, device=device)
+        self.window_start, self.window_iters = time.perf_counter(), 0
+        self.net.train()
+        return loader
 
-    def save_state(done: int) -> None:
-        if dist.is_main:
-            save_checkpoint(ckpt_path, {
-                "model": _cpu_state(model), "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
-                "rng": capture_rng(), "iteration": done, "best_psnr": best_psnr, "config": cfg,
-            })
-        dist.barrier()
+    def lr_at(self, iteration: int) -> float:
+        """The learning rate of 0-based ``iteration`` (constant within an epoch for unit ``epoch``)."""
+        from .schedule import epoch_lr, iteration_lr
 
-    val_set = ValCrops(val_pairs, data_cfg["val_patch_size"])
+        if self.cfg["schedule"]["unit"] == "epoch":
+            return epoch_lr(self.schedule, iteration, self.per_epoch)
+        return iteration_lr(self.schedule, iteration)
 
-    def validate() -> float:
+    def optimize_parameters(self, inp, tar) -> None:
+        """One iteration on one batch (B×3×H×W float tensors in [0, 1], this process's share):
+        learning rate, mixup when due, ``train_step``; the loss is accumulated on the device
+        (no synchronisation) and the first non-finite one remembered for ``check_finite``."""
+        import torch
+
+        from .mixup import mixup
+
+        it, cfg = self.iteration, self.cfg
+        self.epoch = it // self.per_epoch + 1
+        self.lr = self.lr_at(it)
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.lr
+        inp = inp.to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format)
+        tar = tar.to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format)
+        if cfg["mixup"]["enabled"] and self.epoch >= cfg["mixup"]["start_epoch"]:
+            inp, tar = mixup(inp, tar, alpha=cfg["mixup"]["alpha"], seed=cfg["seed"], iteration=it, rank=self.dist.rank)
+        loss = train_step(self.net, self.criterion, self.optimizer, self.scaler, inp, tar, self.amp_dtype)
+        first_bad = self.first_bad
+        first_bad.copy_(torch.where((first_bad < 0) & ~torch.isfinite(loss), torch.full_like(first_bad, it + 1), first_bad))
+        self.loss_sum += loss.double()
+        self.iteration += 1
+        self.window_iters += 1
+        self.bar.update(1)
+
+    def _after_iteration(self) -> None:
+        """Logging, validation and checkpointing when due; raises ``TrainingInterrupted`` to stop."""
+        it, rt = self.iteration, self.rt
+        sync = it % rt["log_every"] == 0 or it == self.total
+        stop_now = self._stop_requested()
+        due_ckpt = it % rt["checkpoint_every"] == 0 or it == self.total or stop_now
+        due_val = bool(self.val_pairs) and self.val_every is not None and (it % self.val_every == 0 or it == self.total)
+        if sync or due_ckpt or due_val:
+            self.check_finite()
+        if sync:
+            self.log_window()
+        if due_val:
+            self.save_best(self.validation())
+        if due_ckpt:
+            self.save()
+        if stop_now:
+            raise TrainingInterrupted(self.ckpt_path, it, self.stop.signame or "signal")
+
+    def _stop_requested(self) -> bool:
+        """Whether a stop signal was received; with several processes, by any of them. They
+        agree after every iteration, so all stop at the same one, whichever got the signal."""
+        if self.dist.world_size == 1:
+            return self.stop.signame is not None
+        stop_now = self.dist.any_rank(self.stop.signame is not None)
+        if stop_now and self.stop.signame is None:
+            self.stop.signame = "a signal to another process"
+        return stop_now
+
+    def check_finite(self) -> None:
+        """Raise ``TrainingDiverged`` if any process has seen a non-finite loss."""
+        self.dist.all_reduce(self.first_bad, op="max")
+        bad = int(self.first_bad)
+        if bad < 0:
+            return
+        if self.last_saved > 0:
+            raise TrainingDiverged(
+                f"non-finite loss at iteration {bad} (epoch {(bad - 1) // self.per_epoch + 1}); training stopped, "
+                f"the last good checkpoint {self.ckpt_path} (iteration {self.last_saved}) is untouched")
+        raise TrainingDiverged(f"non-finite loss at iteration {bad}; training stopped, no checkpoint was written")
+
+    def log_window(self) -> None:
+        """The mean loss and speed since the last log, to metrics.csv/dvclive and the bar."""
+        self.dist.all_reduce(self.loss_sum)
+        mean_loss = float(self.loss_sum) / (self.window_iters * self.dist.world_size)
+        elapsed = time.perf_counter() - self.window_start
+        speed = self.window_iters * self.data_cfg["batch_size"] / max(elapsed, 1e-9)
+        self.metrics.log(self.iteration, epoch=self.epoch, lr=self.lr, loss=mean_loss, images_per_s=speed)
+        self.bar.set_postfix(loss=f"{mean_loss:.4f}", lr=f"{self.lr:.2e}", img_s=f"{speed:.1f}")
+        self.loss_sum.zero_()
+        self.window_start, self.window_iters = time.perf_counter(), 0
+
+    # ------------------------------------------------------------------ validation
+
+    def validation(self) -> float:
+        """Mean PSNR (dB, float64 sum over images, outputs clamped to [0, 1]) of the last stage
+        on the validation crops, shared out over the processes; logged and printed."""
+        import torch
+
+        net, device, dist = self.net, self.device, self.dist
         net.eval()
         total_psnr = torch.zeros(2, dtype=torch.float64, device=device)
         with torch.no_grad():
-            for idx in range(dist.rank, len(val_pairs), dist.world_size):
-                inp, tar = val_set[idx]
-                inp = inp[None].to(device).contiguous(memory_format=memory_format)
-                with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+            for idx in range(dist.rank, len(self.val_pairs), dist.world_size):
+                inp, tar = self.val_set[idx]
+                inp = inp[None].to(device).contiguous(memory_format=self.memory_format)
+                with torch.autocast(device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
                     restored = _unwrap(net)(inp)[0]
                 mse = torch.mean((restored.float().clamp(0, 1) - tar[None].to(device)) ** 2)
                 total_psnr[0] += -10.0 * torch.log10(mse.double())
                 total_psnr[1] += 1
         net.train()
         dist.all_reduce(total_psnr)
-        return float(total_psnr[0] / total_psnr[1])
+        psnr = float(total_psnr[0] / total_psnr[1])
+        self.metrics.log(self.iteration, epoch=self.epoch, val_psnr=psnr)
+        self.bar.write(f"iteration {self.iteration}: validation PSNR {psnr:.2f} dB on {len(self.val_pairs)} images",
+                       file=GuardedStream(sys.stdout))
+        return psnr
 
-    metrics = _MetricsLog(out, start if start > 0 else None, dist.is_main)
-    # Console writes never raise: a stderr whose reader died with the same SIGTERM must not
-    # abort the stop checkpoint (nor the finally: below, which would mask TrainingInterrupted).
-    console = GuardedStream(sys.stderr)
-    bar = tqdm(total=total, initial=start, desc=f"train {cfg['task']}", unit="it", dynamic_ncols=True,
-               disable=not (rt["progress"] and dist.is_main), file=console)
-    loss_sum = torch.zeros((), dtype=torch.float64, device=device)
-    first_bad = torch.full((), -1, dtype=torch.int64, device=device)
-    window_start, window_iters = time.perf_counter(), 0
-    last_saved = start
+    # ------------------------------------------------------------------ checkpointing
 
-    def check_finite() -> None:
-        dist.all_reduce(first_bad, op="max")
-        bad = int(first_bad)
-        if bad >= 0:
-            raise TrainingDiverged(
-                f"non-finite loss at iteration {bad} (epoch {(bad - 1) // per_epoch + 1}); training stopped, "
-                f"the last good checkpoint {ckpt_path} (iteration {last_saved}) is untouched"
-                if last_saved > 0 else f"non-finite loss at iteration {bad}; training stopped, no checkpoint was written")
+    def save_best(self, psnr: float) -> None:
+        """Write ``model_best.pt`` (main process) when ``psnr`` beats the best so far."""
+        if psnr > self.best_psnr:
+            self.best_psnr = psnr
+            if self.dist.is_main:
+                save_checkpoint(self.out / BEST_MODEL, _model_file(_cpu_state(self.model), self.cfg, self.iteration,
+                                                                   val_psnr=psnr))
 
-    net.train()
-    it = start
-    try:
-        for inp, tar in loader:
-            epoch = it // per_epoch + 1
-            lr = lr_for(it)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            inp = inp.to(device, non_blocking=True).contiguous(memory_format=memory_format)
-            tar = tar.to(device, non_blocking=True).contiguous(memory_format=memory_format)
-            if cfg["mixup"]["enabled"] and epoch >= cfg["mixup"]["start_epoch"]:
-                inp, tar = mixup(inp, tar, alpha=cfg["mixup"]["alpha"], seed=cfg["seed"], iteration=it, rank=dist.rank)
-            detached = train_step(net, criterion, optimizer, scaler, inp, tar, amp_dtype)
-            first_bad.copy_(torch.where((first_bad < 0) & ~torch.isfinite(detached),
-                                        torch.full_like(first_bad, it + 1), first_bad))
-            loss_sum += detached.double()
-            it += 1
-            window_iters += 1
-            bar.update(1)
+    def save(self) -> None:
+        """Write ``checkpoint.pt`` (main process, atomically) at ``self.iteration``; all wait."""
+        if self.dist.is_main:
+            save_checkpoint(self.ckpt_path, {
+                "model": _cpu_state(self.model), "optimizer": self.optimizer.state_dict(),
+                "scaler": self.scaler.state_dict(), "rng": capture_rng(), "iteration": self.iteration,
+                "best_psnr": self.best_psnr, "config": self.cfg,
+            })
+        self.dist.barrier()
+        self.last_saved = self.iteration
 
-            sync = it % rt["log_every"] == 0 or it == total
-            stop_now = False
-            if dist.world_size == 1:
-                stop_now = stop.signame is not None
-            elif sync:
-                flag = torch.tensor([1.0 if stop.signame else 0.0], device=device)
-                stop_now = bool(dist.all_reduce(flag, op="max").item() > 0)
-                if stop_now and stop.signame is None:
-                    stop.signame = "a signal to another process"
-            due_ckpt = it % rt["checkpoint_every"] == 0 or it == total or stop_now
-            due_val = bool(val_pairs) and val_every is not None and (it % val_every == 0 or it == total)
-            if sync or due_ckpt or due_val:
-                check_finite()
-            if sync:
-                dist.all_reduce(loss_sum)
-                mean_loss = float(loss_sum) / (window_iters * dist.world_size)
-                elapsed = time.perf_counter() - window_start
-                speed = window_iters * data_cfg["batch_size"] / max(elapsed, 1e-9)
-                metrics.log(it, epoch=epoch, lr=lr, loss=mean_loss, images_per_s=speed)
-                bar.set_postfix(loss=f"{mean_loss:.4f}", lr=f"{lr:.2e}", img_s=f"{speed:.1f}")
-                loss_sum.zero_()
-                window_start, window_iters = time.perf_counter(), 0
-            if due_val:
-                psnr = validate()
-                metrics.log(it, epoch=epoch, val_psnr=psnr)
-                bar.write(f"iteration {it}: validation PSNR {psnr:.2f} dB on {len(val_pairs)} images",
-                          file=GuardedStream(sys.stdout))
-                if psnr > best_psnr:
-                    best_psnr = psnr
-                    if dist.is_main:
-                        save_checkpoint(out / BEST_MODEL, _model_file(_cpu_state(model), cfg, it, val_psnr=psnr))
-            if due_ckpt:
-                save_state(it)
-                last_saved = it
-            if stop_now:
-                raise TrainingInterrupted(ckpt_path, it, stop.signame or "signal")
-    finally:
-        bar.close()
-        metrics.close()
-    if it < total:
-        raise MPRNetError(f"the data loader ended at iteration {it} of {total}")
-    if dist.is_main:
-        save_checkpoint(out / FINAL_MODEL, _model_file(_cpu_state(model), cfg, it))
-    dist.barrier()
-    return out / FINAL_MODEL
+    def save_final(self) -> None:
+        """Write ``model_final.pt``: ``{"format", "model", "config", "iteration"}``."""
+        save_checkpoint(self.out / FINAL_MODEL, _model_file(_cpu_state(self.model), self.cfg, self.iteration))

@@ -8,6 +8,7 @@ from snakemake.exceptions import WorkflowError
 from mprnet.errors import ConfigError
 from mprnet.study import layout
 from mprnet.study.config import load_study
+from mprnet.training.config import launch_needs
 
 # Rules run `python -m mprnet.cli` and the scripts of workflow/scripts/: by default with the Python
 # running Snakemake (also in the jobs the Slurm executor starts with that interpreter on the nodes);
@@ -75,6 +76,14 @@ def _test_set(wildcards):
 def get_run_config(wildcards):
     """The run's `mprnet train` config (a params value: a changed setting reruns the run)."""
     return _run(wildcards).config
+
+
+def get_train_processes(wildcards):
+    return launch_needs(_run(wildcards).config)["processes"]
+
+
+def get_train_gpus(wildcards):
+    return launch_needs(_run(wildcards).config)["gpus"]
 
 
 def get_run_dir(wildcards):

@@ -24,6 +24,11 @@ rule run_config:
 # between it and Snakemake: `exec` replaces the shell (which would die first and orphan the
 # trainer), and no pipe (a `| tee` dies first and its reader's EPIPE used to abort the stop
 # checkpoint); the redirection to {log} is a file.
+# Processes: `runtime.processes: N` in the run's recipe (study config). The same command then
+# starts N processes through torch's elastic launcher, inside `mprnet train` so that it still
+# exits 75 after SIGTERM (the `torchrun` command exits 1); see mprnet/training/launch.py. The job
+# asks for N GPUs (none when runtime.device is cpu) and N threads, which Slurm turns into
+# --gpus=N and --cpus-per-gpu (profiles/default) or --cpus-per-task=N (CPU-only runs).
 rule train:
     input:
         config=layout.RUN_CONFIG,
@@ -36,6 +41,9 @@ rule train:
         layout.TRAIN_BENCHMARK
     conda:
         MPRNET_ENV
+    threads: get_train_processes
+    resources:
+        gpu=get_train_gpus,
     params:
         run_dir=get_run_dir,
     shell:
