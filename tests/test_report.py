@@ -395,7 +395,7 @@ def test_study_report_records_on_the_demo_config():
     index = study.index_inputs()
     assert "results/demo/figures/ablation_visual_deblurring_demo_blur.png" in index
     assert "results/demo/figures/visual_deraining_demo_rain.png" in index
-    assert "results/demo/tables/ablation.md" in index and "results/demo/provenance.json" in index
+    assert "results/demo/tables/ablation.md" in index and "results/demo/figures/per_image_psnr.png" in index
     methods = [m for m, _, _ in study.visual_panels("ablation_visual", "deblurring", "demo_blur")]
     assert methods == list(config["demo"]["ablations"]["variants"])
     assert {fields["group"] for fields, _ in study.stage_score_files()} == {"main"}

@@ -158,6 +158,29 @@ BAD_CONFIGS = {
         lambda s: s["ablations"]["recipe"].update(data={"patchsize": 64}), "demo.ablations.recipe"),
     "model width of wrong type": (lambda s: s["tasks"]["denoising"]["model"].update(n_feat=8.5),
                                   "demo.tasks.denoising.model.n_feat"),
+    "preset not a preset": (lambda s: s["tasks"]["deraining"].update(preset="derainig"),
+                            "demo.tasks.deraining.preset: 'derainig' is not a preset"),
+    "published number of wrong type": (lambda s: s.update(published={"deblurring": {"demo_blur": {"psnr": "x"}}}),
+                                       "demo.published.deblurring.demo_blur.psnr: 'x' is not of type"),
+    "published test set unknown": (lambda s: s.update(published={"deblurring": {"demo_blr": {"psnr": 30}}}),
+                                   "demo.published.deblurring.demo_blr: not a test set"),
+    "published task unknown": (lambda s: s.update(published={"deblurrin": {"demo_blur": {"psnr": 30}}}),
+                               "demo.published.deblurrin: not one of the study's tasks"),
+    "published file key unknown": (lambda s: s.update(published={"file": "config/paper_results.yaml",
+                                                                 "tables": {}, "extra": 1}),
+                                   "demo.published.extra: unknown key"),
+    "published file missing": (lambda s: s.update(published={"file": "config/no_such.yaml", "tables": {}}),
+                               "demo.published.file"),
+    "published table missing": (lambda s: s.update(published={"file": "config/paper_results.yaml",
+                                                              "tables": {"deblurring": "deblurring_on_gopro"}}),
+                                "demo.published.tables.deblurring: " + str(ROOT / "config/paper_results.yaml")
+                                + " has no table 'deblurring_on_gopro'"),
+    "published table of an unknown task": (lambda s: s.update(published={"file": "config/paper_results.yaml",
+                                                                         "tables": {"dehazing": "deraining"}}),
+                                           "demo.published.tables.dehazing"),
+    "report setting unknown": (lambda s: s.update(report={"visual_image": 3}), "demo.report.visual_image: unknown key"),
+    "restore precision unknown": (lambda s: s["tasks"]["deraining"].update(restore={"precision": "fp16"}),
+                                  "demo.tasks.deraining.restore.precision"),
 }
 
 
@@ -175,6 +198,49 @@ def test_dataset_missing_from_registry_names_key_and_registry():
         load_study(config, SCHEMA, ROOT)
     assert "paper.tasks.deblurring.test_sets.gopro_v2" in str(err.value)
     assert "config/datasets.yaml" in str(err.value)
+
+
+def test_report_settings_type_and_schema_agree():
+    """ReportSettings holds the defaults of the `report:` keys the schema allows: the same keys."""
+    from dataclasses import fields
+
+    from mprnet.study.study import ReportSettings
+    from mprnet.yaml_files import read_yaml_mapping
+
+    schema = read_yaml_mapping(SCHEMA)["$defs"]["study"]["properties"]["report"]["properties"]
+    assert set(schema) == {f.name for f in fields(ReportSettings)}
+
+
+def test_the_paper_numbers_come_from_the_paper_results_file():
+    paper = load_study(_config("config.yaml"), SCHEMA, ROOT)
+    results = yaml.safe_load((ROOT / "config" / "paper_results.yaml").read_text())["results"]
+    assert paper.section["published"]["deraining"]["Average"] == results["deraining"]["Average"]
+    assert paper.section["published"]["deblurring"]["gopro"] == {"psnr": 32.66, "ssim": 0.959}
+    assert paper.section["published"]["deblurring"] == {
+        k: v for k, v in results["deblurring_trained_on_gopro"].items() if isinstance(v, dict)}
+
+
+def test_reordering_the_keys_of_a_config_changes_no_params():
+    """Snakemake compares params as text: the Study hands them with sorted keys, so a config whose
+    keys were merely reordered reruns nothing."""
+    def reversed_keys(value):
+        if isinstance(value, dict):
+            return {k: reversed_keys(value[k]) for k in reversed(list(value))}
+        return value
+
+    config = _config("demo.yaml")
+    study = load_study(config, SCHEMA, ROOT)
+    shuffled = _config("demo.yaml")
+    section = shuffled["demo"]
+    for spec in section["tasks"].values():  # settings reordered; tasks and variants keep their order
+        spec.update(reversed_keys({k: spec[k] for k in spec if k not in ("test_sets",)}))
+    section["ablations"]["recipe"] = reversed_keys(section["ablations"]["recipe"])
+    section["data"] = reversed_keys(section["data"])
+    assert str(section) != str(config["demo"])
+    shuffled = load_study(shuffled, SCHEMA, ROOT)
+    assert [str(r.config) for r in study.runs] == [str(r.config) for r in shuffled.runs]
+    assert str(study.manifest_record()) == str(shuffled.manifest_record())
+    assert str(study.model_specs()) == str(shuffled.model_specs())
 
 
 def test_shipped_configs_are_valid():

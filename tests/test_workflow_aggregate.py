@@ -12,7 +12,7 @@ import yaml
 
 from mprnet.errors import ConfigError, DataError
 from mprnet.study.aggregate import aggregate
-from mprnet.study.files import write_run_config
+from mprnet.study.files import set_aside_stale_checkpoint, write_run_config
 
 
 def _scores(path, psnr, ssim):
@@ -101,6 +101,10 @@ def test_missing_or_broken_score_file_is_a_clear_error(study):
     with pytest.raises(DataError, match="missing columns"):
         aggregate(manifest, tmp / "summary.csv")
     assert not (tmp / "summary.csv").exists()
+    with open(victim, "w") as fh:
+        fh.write("image,psnr,ssim\nim0,30,0.9\nim1,abc,0.9\n")
+    with pytest.raises(DataError, match="column psnr holds 'abc', not a number"):
+        aggregate(manifest, tmp / "summary.csv")
     data["scores"][2]["path"] = str(tmp / "nowhere.csv")
     manifest.write_text(yaml.safe_dump(data))
     with pytest.raises(DataError, match="nowhere.csv"):
@@ -122,12 +126,13 @@ def test_run_config_sets_aside_a_checkpoint_of_other_settings(tmp_path, capsys):
     (run / "checkpoint.pt").write_bytes(b"state")
 
     # Same settings (e.g. a retry after preemption): the checkpoint stays to be resumed.
-    write_run_config(_run_config(tmp_path, 10), run / "run.yaml", run)
+    assert set_aside_stale_checkpoint(run, _run_config(tmp_path, 10)) is None
+    write_run_config(_run_config(tmp_path, 10), run / "run.yaml")
     assert (run / "checkpoint.pt").read_bytes() == b"state"
     assert yaml.safe_load((run / "run.yaml").read_text())["schedule"]["length"] == 10
 
     # Changed settings: the old checkpoint must not be resumed under the new config.
-    write_run_config(_run_config(tmp_path, 20), run / "run.yaml", run)
+    assert set_aside_stale_checkpoint(run, _run_config(tmp_path, 20)) == run / "checkpoint.superseded.pt"
     assert not (run / "checkpoint.pt").exists()
     assert (run / "checkpoint.superseded.pt").read_bytes() == b"state"
     assert "schedule.length" in capsys.readouterr().out

@@ -3,6 +3,6 @@
 Modules: ``loaders`` (summary, runs, per-image scores, benchmark and log files into DataFrames),
 ``stats`` (paired bootstrap CI, mean ± std), ``tables`` (Markdown/LaTeX/CSV/HTML tables),
 ``figures`` (PNG+PDF figures), ``costs`` (parameters, GFLOPs), ``stages`` (stage-output scores),
-``provenance``, ``index`` (``results/<study>/README.md``), ``workflow`` (helpers of
-``workflow/rules/report.smk``) and ``cli`` (the ``mprnet report-*`` commands).
+``provenance``, ``index`` (``results/<study>/README.md``), ``gains`` (the printout of ``make
+demo``) and ``jobs`` (the report steps the workflow's scripts call, one function each).
 """

@@ -1,6 +1,9 @@
-"""Study-level logic shared by the Snakefile and the ``mprnet`` commands the rules call.
+"""The study: what is trained, restored and scored, and where every file of it lives.
 
-``config``: load and validate a study config (``study:`` switch, schema, registry, ablation
-switches, trainer recipes) into runs; ``aggregate``: ``results/<study>/summary.csv`` from the
-per-image scores; ``cli``: ``mprnet run-config``, ``mprnet study-manifest``, ``mprnet aggregate``.
+``layout``: the results layout (every path pattern, once); ``study``: the :class:`Study` (runs,
+sources, test sets, targets and the report's file records), built by ``config.load_study`` from a
+validated study config (``study:`` switch, schema, registry, ablation switches, trainer recipes);
+``files``: each run's config file and the study manifest; ``aggregate``:
+``results/<study>/summary.csv``, ``runs.csv`` and ``metrics.json`` from the per-image scores.
+The workflow's rules and scripts (``workflow/``) call these.
 """

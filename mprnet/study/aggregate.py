@@ -35,9 +35,15 @@ AVERAGE = "Average"
 
 def read_scores(path: str | Path):
     """A per-image score CSV (columns image, psnr, ssim) as a DataFrame; clear error if unusable."""
+    import pandas as pd
+
     frame = read_csv_checked(path, ("image", "psnr", "ssim"), "per-image score")
     if frame.empty:
         raise DataError(f"{path}: no images scored")
+    for column in ("psnr", "ssim"):
+        if not pd.api.types.is_numeric_dtype(frame[column]):
+            bad = frame.loc[pd.to_numeric(frame[column], errors="coerce").isna(), column].iloc[0]
+            raise DataError(f"{path}: column {column} holds {bad!r}, not a number")
     return frame
 
 

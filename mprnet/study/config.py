@@ -21,7 +21,7 @@ from ..data.registry import load_registry
 from ..errors import ConfigError
 from ..presets import PRESETS
 from ..yaml_files import read_yaml_mapping
-from .study import MAIN_VARIANT, DatasetRef, Run, Study, TestSet
+from .study import MAIN_VARIANT, DatasetRef, Run, Study, TestSet, canonical
 
 DEMO_DATASETS = {"demo_rain": "deraining", "demo_blur": "deblurring", "demo_noise": "denoising"}
 DEMO_SPLITS = ("train", "test")
@@ -36,23 +36,36 @@ def _schema_errors(instance: dict, schema: dict) -> list[str]:
     import jsonschema
 
     validator = jsonschema.Draft202012Validator(schema)
-    messages = []
-    for err in sorted(validator.iter_errors(instance), key=lambda e: list(e.absolute_path)):
-        path = list(err.absolute_path)
-        if err.validator == "additionalProperties" and isinstance(err.instance, dict):
-            allowed = set(err.schema.get("properties", {}))
-            extra = [k for k in err.instance if k not in allowed]
-            if extra and err.schema.get("additionalProperties") is False:
-                messages += [f"config key {_key(*path, k)}: unknown key" for k in extra]
-                continue
-        if err.validator == "oneOf" and err.context:
-            # Report the closest alternative, not "is not valid under any of the given schemas".
-            best = min(err.context, key=lambda e: (len(e.absolute_path), e.message))
-            path, message = list(best.absolute_path), best.message
-        else:
-            message = err.message
-        messages.append(f"config key {_key(*path) or '(top level)'}: {message}")
-    return messages
+    errors = sorted(validator.iter_errors(instance), key=lambda e: list(e.absolute_path))
+    return [message for err in errors for message in _messages(err)]
+
+
+# A oneOf alternative failing one of these at its own top is not the form the user meant.
+_SHAPE_VALIDATORS = ("required", "not", "type")
+
+
+def _messages(err) -> list[str]:
+    """``config key <dotted key>: <what is wrong>`` for one schema error. For a ``oneOf`` (a value
+    that may take one of several forms) the errors of the form the user meant are reported: the
+    alternatives whose shape fits, and of those the one whose errors lie deepest."""
+    path = list(err.absolute_path)
+    if err.validator == "additionalProperties" and isinstance(err.instance, dict):
+        allowed = set(err.schema.get("properties", {}))
+        extra = [k for k in err.instance if k not in allowed]
+        if extra and err.schema.get("additionalProperties") is False:
+            return [f"config key {_key(*path, k)}: unknown key" for k in extra]
+    if err.validator == "oneOf" and err.context:
+        branches: dict[int, list] = {}
+        for sub in err.context:
+            branches.setdefault(sub.relative_schema_path[0], []).append(sub)
+        meant = [subs for subs in branches.values()
+                 if not any(e.validator in _SHAPE_VALIDATORS and not e.relative_path for e in subs)]
+        if meant:
+            best = max(meant, key=lambda subs: max(len(e.relative_path) for e in subs))
+            return [m for sub in sorted(best, key=lambda e: list(e.absolute_path)) for m in _messages(sub)]
+        closest = min(err.context, key=lambda e: (len(e.absolute_path), e.message))
+        return [f"config key {_key(*closest.absolute_path) or '(top level)'}: {closest.message}"]
+    return [f"config key {_key(*path) or '(top level)'}: {err.message}"]
 
 
 def _dataset_ref(value: str, default_split: str) -> DatasetRef:
@@ -114,30 +127,38 @@ def load_study(config: dict, schema_path: str | Path, root: str | Path = ".") ->
     """
     name, section = select_section(config, read_yaml_mapping(schema_path))
     datasets = _Datasets(name, section["data"], root)
-    section["published"] = _published(name, section.get("published", {}), root)
     tasks, test_sets, runs = {}, {}, []
     for task, spec in section["tasks"].items():
         tasks[task], test_sets[task], task_runs = _task_runs(name, task, spec, datasets)
         runs += task_runs
     if section.get("ablations"):
         runs += _ablation_runs(name, section["ablations"], tasks, test_sets, datasets)
+    section["published"] = _published(name, section.get("published", {}), root, test_sets)
     _check_task_sections(name, section, tasks, test_sets)
     study = Study(name, section, section["data"].get("root", "data"), datasets.source, datasets.registry,
                   tasks, test_sets, runs)
     for run in runs:  # the trainer's own checks, once, before any job starts
         try:
-            run.config = run_config(study, run)
+            run.config = canonical(run_config(study, run))
         except ConfigError as exc:
             where = f"{name}.ablations.recipe" if run.group == "ablation" else f"{name}.tasks.{run.task}.recipe"
             raise ConfigError(f"config key {where} (run {run.key}): {exc}") from None
     return study
 
 
-def _published(name: str, published: dict, root: str | Path) -> dict:
-    """The paper's numbers: given inline, or ``{file, tables}`` read from the paper's results file."""
-    if "file" not in published:
-        return published
+def _published(name: str, published: dict, root: str | Path, test_sets: dict) -> dict:
+    """The paper's numbers: ``{file, tables}`` (the named table of the paper's results file for each
+    task; the paper's other test sets may be there too) or given inline (only the study's test sets
+    and ``Average``). Raises ConfigError naming the key of an unknown task, set or table."""
     key = f"{name}.published"
+    if "file" not in published:
+        for task, sets in published.items():
+            _check_task(f"{key}.{task}", task, test_sets)
+            for ds in sets:
+                if ds != "Average" and ds not in test_sets[task]:
+                    raise ConfigError(f"config key {key}.{task}.{ds}: not a test set of task {task!r} "
+                                      f"({', '.join(test_sets[task])})")
+        return published
     path = Path(root, published["file"])
     try:
         results = read_yaml_mapping(path).get("results") or {}
@@ -145,11 +166,17 @@ def _published(name: str, published: dict, root: str | Path) -> dict:
         raise ConfigError(f"config key {key}.file: {exc}") from None
     numbers = {}
     for task, table in published["tables"].items():
+        _check_task(f"{key}.tables.{task}", task, test_sets)
         if not isinstance(results.get(table), dict):
-            raise ConfigError(f"config key {key}.tables.{task}: {path} has no table {table!r} "
-                              f"(has {', '.join(sorted(results))})")
+            raise ConfigError(f"config key {key}.tables.{task}: {path} has no table {table!r} under "
+                              f"results: (tables: {', '.join(sorted(k for k, v in results.items() if isinstance(v, dict))) or 'none'})")
         numbers[task] = {ds: scores for ds, scores in results[table].items() if isinstance(scores, dict)}
     return numbers
+
+
+def _check_task(key: str, task: str, test_sets: dict) -> None:
+    if task not in test_sets:
+        raise ConfigError(f"config key {key}: not one of the study's tasks ({', '.join(test_sets)})")
 
 
 def _task_runs(name: str, task: str, spec: dict, datasets: _Datasets):
@@ -157,8 +184,8 @@ def _task_runs(name: str, task: str, spec: dict, datasets: _Datasets):
     key = _key(name, "tasks", task)
     preset = spec.get("preset", task)
     if preset not in PRESETS:
-        raise ConfigError(f"config key {key}.preset: needed because {task!r} is not a preset name "
-                          f"({', '.join(PRESETS)})")
+        reason = f"{preset!r} is not a preset" if "preset" in spec else f"needed because {task!r} is not a preset name"
+        raise ConfigError(f"config key {key}.preset: {reason} ({', '.join(PRESETS)})")
     train_set = datasets.check(_dataset_ref(spec["train_set"], "train"), f"{key}.train_set")
     val_set = datasets.check(_dataset_ref(spec["val_set"], "test"), f"{key}.val_set") if spec.get("val_set") else None
     sets = {}
@@ -218,7 +245,7 @@ def _check_switches(key: str, switches: dict, seen: dict[tuple, str], variant: s
 
 
 def _check_task_sections(name: str, section: dict, tasks: dict, test_sets: dict) -> None:
-    """``pretrained``, ``released_results`` and ``published`` may name only the study's tasks and sets."""
+    """``pretrained`` and ``released_results`` may name only the study's tasks and test sets."""
     for group in ("pretrained", "released_results"):
         for task, entry in section.get(group, {}).items():
             if task not in tasks:

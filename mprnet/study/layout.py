@@ -33,12 +33,13 @@ METRICS = RESULTS + "/metrics.json"
 MODEL_COSTS = RESULTS + "/tables/model_costs.csv"
 TABLE = RESULTS + "/tables/{name}.{ext}"
 FIGURE = RESULTS + "/figures/{name}.{ext}"
+VISUAL = RESULTS + "/figures/{kind}_{task}_{dataset}.{ext}"  # a comparison grid of one test set
 PROVENANCE = RESULTS + "/provenance.{ext}"
 INDEX = RESULTS + "/README.md"
 
 TABLE_FORMATS = ("md", "tex", "csv", "html")
 FIGURE_FORMATS = ("png", "pdf")
-# The study figures of `report_figures`, in the order the results README lists them.
+# The study figures of `report_figures` (mprnet.report.jobs.study_figures draws them).
 FIGURES = ("paper_vs_ours", "ablation_bars", "per_image_psnr", "training_curves", "stage_progression")
 # The comparison grids: one per (task, scored test set) of the main models, one per ablation set.
 VISUAL_KINDS = {"visual": "main", "ablation_visual": "ablation"}

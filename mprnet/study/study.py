@@ -10,12 +10,24 @@ and input functions ask it for paths and targets, so the results layout
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
+from typing import Any
 
 from ..errors import ConfigError
 from . import layout
 
 MAIN_VARIANT = "full"
 DEFAULT_PRECISION = "fp32"  # every scored row unless the study's `restore: {precision: bf16}` says otherwise
+
+
+def canonical(value: Any) -> Any:
+    """``value`` with every mapping's keys sorted (lists keep their order): the form of a rule's
+    params, which Snakemake compares as text to decide a rerun, so that reordering the keys of
+    a config file reruns nothing."""
+    if isinstance(value, dict):
+        return {key: canonical(value[key]) for key in sorted(value)}
+    if isinstance(value, (list, tuple)):
+        return [canonical(item) for item in value]
+    return value
 
 
 @dataclass(frozen=True)
@@ -116,18 +128,47 @@ class Study:
         for run in self.runs:
             if run.key == key:
                 return run
-        raise KeyError(f"no run {key} in study {self.name}")
+        raise ConfigError(f"no run {key} in study {self.name}")
 
     def source_of(self, key: str) -> Source:
-        """The :class:`Source` of a key of the layout (``source`` field); KeyError if unknown."""
+        """The :class:`Source` of a key of the layout (``source`` field); ConfigError if the study
+        has no such run, no official weights or no released results for that task."""
         parts = key.split("/")
-        if len(parts) == 4:
+        if len(parts) == 4 and parts[3].startswith("seed"):
             run = self.run(*parts[:3], parts[3].removeprefix("seed"))
             return Source(key, run.group, run.task, run.variant, run.seed)
-        if len(parts) == 2 and parts[0] in (layout.OFFICIAL_WEIGHTS, layout.INPUT, layout.RELEASED_RESULTS):
-            if parts[1] in self.tasks:
-                return Source(key, parts[0], parts[1])
-        raise KeyError(f"no source {key} in study {self.name}")
+        if len(parts) != 2 or parts[1] not in self.tasks:
+            raise ConfigError(f"no source {key} in study {self.name}")
+        config_key = {layout.INPUT: "tasks", layout.OFFICIAL_WEIGHTS: "pretrained",
+                      layout.RELEASED_RESULTS: "released_results"}.get(parts[0])
+        if config_key is None or parts[1] not in self.section.get(config_key, {}):
+            raise ConfigError(f"no source {key} in study {self.name}: no {config_key or parts[0]} "
+                              f"entry for task {parts[1]}")
+        return Source(key, parts[0], parts[1])
+
+    def restored(self, key: str, dataset: str, *, protocol: str | None = None,
+                 stages: bool = False) -> tuple[Source, TestSet]:
+        """The (source, test set) of a restored folder, checked: the source restores (a run or the
+        official weights), the set is one of its task's, of ``protocol`` if given, and with
+        ``stages`` the task saves stage outputs. Raises ConfigError naming what is missing."""
+        source = self.source_of(key)
+        ts = self.test_set(source.task, dataset)
+        if source.group in (layout.INPUT, layout.RELEASED_RESULTS):
+            raise ConfigError(f"{key} restores nothing: it is scored as it is")
+        if protocol and ts.protocol != protocol:
+            raise ConfigError(f"{dataset} is scored with {ts.protocol}, not bundled for {protocol}")
+        if stages and not self.tasks[source.task].get("restore", {}).get("save_stages"):
+            raise ConfigError(f"task {source.task} restores without save_stages: no stage outputs to score")
+        return source, ts
+
+    def scored(self, key: str, dataset: str) -> tuple[Source, TestSet]:
+        """The (source, test set) of a score file, checked: the set has ground truth (not DND)."""
+        source = self.source_of(key)
+        ts = self.test_set(source.task, dataset)
+        if not ts.scored:
+            raise ConfigError(f"{dataset} has no public ground truth ({ts.protocol}): its restored images "
+                              f"are bundled for the online benchmark, not scored")
+        return source, ts
 
     def test_set(self, task: str, dataset: str) -> TestSet:
         try:
@@ -139,17 +180,17 @@ class Study:
         """Every (source, test set) the study restores: each run's test sets, then the official weights'."""
         pairs = [(self.source_of(run.key), ts) for run in self.runs for ts in run.test_sets]
         for task in self.section.get("pretrained", {}):
-            source = Source(f"{layout.OFFICIAL_WEIGHTS}/{task}", layout.OFFICIAL_WEIGHTS, task)
+            source = self.source_of(f"{layout.OFFICIAL_WEIGHTS}/{task}")
             pairs += [(source, ts) for ts in self.test_sets[task].values()]
         return pairs
 
     def scored_sources(self) -> list[tuple[Source, TestSet]]:
         """Every (source, test set) that is scored: the inputs, the restored sets, released results."""
-        pairs = [(Source(f"{layout.INPUT}/{task}", layout.INPUT, task), ts)
+        pairs = [(self.source_of(f"{layout.INPUT}/{task}"), ts)
                  for task, sets in self.test_sets.items() for ts in sets.values()]
         pairs += self.restored_sources()
         for task, sets in self.section.get("released_results", {}).items():
-            source = Source(f"{layout.RELEASED_RESULTS}/{task}", layout.RELEASED_RESULTS, task)
+            source = self.source_of(f"{layout.RELEASED_RESULTS}/{task}")
             pairs += [(source, self.test_sets[task][ds]) for ds in sets]
         return [(source, ts) for source, ts in pairs if ts.scored]
 
@@ -199,8 +240,9 @@ class Study:
                 flags += ["--overlap", str(opts["overlap"])]
         if opts.get("save_stages"):
             flags.append("--save-stages")
-        if self.precision(source) != DEFAULT_PRECISION:
-            flags += ["--precision", self.precision(source)]
+        precision = self.precision(source)
+        if precision != DEFAULT_PRECISION:
+            flags += ["--precision", precision]
         return flags
 
     def precision(self, source: Source) -> str | None:
@@ -232,8 +274,8 @@ class Study:
         return entries
 
     def manifest_record(self) -> dict:
-        """The study manifest (``study.yaml``) the aggregation reads."""
-        return {
+        """The study manifest (``study.yaml``) the aggregation reads (keys sorted: a params value)."""
+        return canonical({
             "study": self.name,
             "description": self.section.get("description", ""),
             "published": self.section.get("published", {}),
@@ -242,10 +284,11 @@ class Study:
                       "preset": r.preset, "model": r.model, "dir": self.path(layout.RUN, **r.fields),
                       "test_sets": [t.name for t in r.test_sets]} for r in self.runs],
             "scores": self.score_entries(),
-        }
+        })
 
     def final_targets(self) -> list[str]:
-        """What ``rule all`` asks for: the summary, DND bundles and the results README."""
+        """What ``rule all`` asks for: summary.csv, metrics.json, the DND bundles and the results
+        README (whose inputs are every table, figure and record of the report)."""
         targets = [self.path(layout.SUMMARY), self.path(layout.METRICS)]
         targets += [self.path(layout.SUBMISSION, source=source.key, dataset=ts.name)
                     for source, ts in self.restored_sources() if not ts.scored]
@@ -266,7 +309,8 @@ class Study:
         return [t for t, spec in self.tasks.items() if spec["preset"] == "deraining"]
 
     def model_specs(self) -> list[dict]:
-        """Every distinct model of the study, for :func:`mprnet.report.costs.model_costs_table`."""
+        """Every distinct model of the study, for :func:`mprnet.report.costs.model_costs_table`
+        (keys sorted: a params value)."""
         specs = {}
         for run in self.runs:
             specs[(run.group, run.task, run.variant)] = {
@@ -276,7 +320,7 @@ class Study:
             specs[(layout.OFFICIAL_WEIGHTS, task, "")] = {
                 "group": layout.OFFICIAL_WEIGHTS, "task": task, "method": layout.OFFICIAL_WEIGHTS,
                 "preset": self.tasks[task]["preset"], "model": {}}
-        return list(specs.values())
+        return canonical(list(specs.values()))
 
     def scores_file(self, source: Source, ts: TestSet) -> str:
         return self.path(layout.SCORES, source=source.key, dataset=ts.name)
@@ -320,15 +364,13 @@ class Study:
         return f"{task}: {dataset}"
 
     def visual_grids(self) -> list[tuple[str, str, str]]:
-        """(kind, task, dataset) of every comparison grid (kinds: ``layout.VISUAL_KINDS``)."""
+        """(kind, task, dataset) of every comparison grid (kinds: ``layout.VISUAL_KINDS``): one per
+        scored test set of each task, one per scored test set of the ablation runs."""
         grids = [("visual", task, ts.name) for task, sets in self.test_sets.items()
                  for ts in sets.values() if ts.scored]
-        abl = self.section.get("ablations")
-        if abl:
-            task = abl["task"]
-            names = abl.get("test_sets") or list(self.test_sets[task])
-            grids += [("ablation_visual", task, ds) for ds in names if self.test_sets[task][ds].scored]
-        return grids
+        ablated = {(run.task, ts.name): None for run in self.runs if run.group == "ablation"
+                   for ts in run.test_sets if ts.scored}
+        return grids + [("ablation_visual", task, ds) for task, ds in ablated]
 
     def table_names(self) -> list[str]:
         names = [f"main_{t}" for t in self.tasks]
@@ -337,9 +379,8 @@ class Study:
         return names + ["cost"]
 
     def index_inputs(self) -> list[str]:
-        """Everything the results README indexes."""
+        """The tables and figures the results README indexes (it also reads the provenance record)."""
         return ([self.path(layout.TABLE, name=name, ext="md") for name in self.table_names()]
                 + [self.path(layout.FIGURE, name=name, ext="png") for name in layout.FIGURES]
-                + [self.path(layout.FIGURE, name=f"{kind}_{task}_{ds}", ext="png")
-                   for kind, task, ds in self.visual_grids()]
-                + [self.path(layout.PROVENANCE, ext="json")])
+                + [self.path(layout.VISUAL, kind=kind, task=task, dataset=ds, ext="png")
+                   for kind, task, ds in self.visual_grids()])

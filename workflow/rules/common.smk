@@ -8,6 +8,7 @@ from snakemake.exceptions import WorkflowError
 from mprnet.errors import ConfigError
 from mprnet.study import layout
 from mprnet.study.config import load_study
+from mprnet.study.study import canonical
 from mprnet.training.config import launch_needs
 
 # Rules run `python -m mprnet.cli` and the scripts of workflow/scripts/: by default with the Python
@@ -111,20 +112,42 @@ def get_protocol(wildcards):
     return _test_set(wildcards).protocol
 
 
-def get_checkpoint(wildcards):
-    return STUDY.checkpoint(_source(wildcards))
+def get_restore_inputs(wildcards):
+    """The weights and the test set's manifest (ConfigError for a source that restores nothing)."""
+    source, ts = STUDY.restored(wildcards.source, wildcards.dataset)
+    return {"checkpoint": STUDY.checkpoint(source), "data": STUDY.manifest(ts)}
 
 
 def get_restore_options(wildcards):
-    return " ".join(STUDY.restore_options(_source(wildcards), _test_set(wildcards)))
+    return " ".join(
+        STUDY.restore_options(*STUDY.restored(wildcards.source, wildcards.dataset))
+    )
+
+
+def get_bundled_folder(wildcards):
+    STUDY.restored(wildcards.source, wildcards.dataset, protocol="dnd")
+    return STUDY.path(
+        layout.RESTORED, source=wildcards.source, dataset=wildcards.dataset
+    )
+
+
+def get_stage_score_inputs(wildcards):
+    source, ts = STUDY.restored(wildcards.source, wildcards.dataset, stages=True)
+    return {
+        "restored": STUDY.path(
+            layout.RESTORED, source=wildcards.source, dataset=wildcards.dataset
+        ),
+        "data": STUDY.manifest(ts),
+    }
 
 
 def get_score_inputs(wildcards):
-    """The test set's manifest, and the restored folder when a rule of the study writes it."""
-    source = _source(wildcards)
-    inputs = {"data": get_test_manifest(wildcards)}
-    if source.group not in (layout.INPUT, layout.RELEASED_RESULTS):
-        inputs["restored"] = STUDY.scored_images(source, _test_set(wildcards))
+    """The test set's manifest, and the images scored unless they are its own inputs (covered
+    by the manifest): a restored folder, or the authors' released results."""
+    source, ts = STUDY.scored(wildcards.source, wildcards.dataset)
+    inputs = {"data": STUDY.manifest(ts)}
+    if source.group != layout.INPUT:
+        inputs["images"] = STUDY.scored_images(source, ts)
     return inputs
 
 
@@ -158,7 +181,11 @@ def figure(name, caption, category="Figures"):
 
 
 def get_visual_panels(wildcards):
-    return STUDY.visual_panels(wildcards.kind, wildcards.task, wildcards.dataset)
+    """(method, restored, scores) of one comparison grid; ConfigError for a grid the study has not."""
+    grid = (wildcards.kind, wildcards.task, wildcards.dataset)
+    if grid not in STUDY.visual_grids():
+        raise ConfigError(f"study {STUDY.name} has no comparison grid {'_'.join(grid)}")
+    return STUDY.visual_panels(*grid)
 
 
 def get_visual_inputs(wildcards):

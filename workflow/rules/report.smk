@@ -10,8 +10,7 @@
 
 rule stage_scores:
     input:
-        restored=layout.RESTORED,
-        data=get_test_manifest,
+        unpack(get_stage_score_inputs),
     output:
         layout.STAGE_SCORES,
     log:
@@ -135,11 +134,23 @@ rule report_visual:
         data=get_test_manifest,
     output:
         png=report(
-            "results/{study}/figures/{kind}_{task}_{dataset}.png",
+            layout.VISUAL.format(
+                study="{study}",
+                kind="{kind}",
+                task="{task}",
+                dataset="{dataset}",
+                ext="png",
+            ),
             caption="../report/fig_visual.rst",
             category="Visual comparisons",
         ),
-        pdf="results/{study}/figures/{kind}_{task}_{dataset}.pdf",
+        pdf=layout.VISUAL.format(
+            study="{study}",
+            kind="{kind}",
+            task="{task}",
+            dataset="{dataset}",
+            ext="pdf",
+        ),
     log:
         "results/{study}/logs/report/{kind}_{task}_{dataset}.log",
     wildcard_constraints:
@@ -174,7 +185,7 @@ rule provenance:
     conda:
         MPRNET_ENV
     params:
-        config=STUDY.section,
+        config=canonical(STUDY.section),
     script:
         "../scripts/provenance.py"
 

@@ -2,8 +2,7 @@
 # --save-float; dnd_bundle (score.smk) bundles those float outputs.
 rule restore:
     input:
-        checkpoint=get_checkpoint,
-        data=get_test_manifest,
+        unpack(get_restore_inputs),
     output:
         directory(layout.RESTORED),
     log:

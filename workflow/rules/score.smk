@@ -21,7 +21,7 @@ rule score:
 # DND has no public ground truth: its restored float outputs become the online benchmark's bundle.
 rule dnd_bundle:
     input:
-        layout.RESTORED,
+        get_bundled_folder,
     output:
         directory(layout.SUBMISSION),
     log:
