@@ -59,9 +59,10 @@ from importlib import resources
 from typing import Any
 
 from ..errors import ConfigError
+from ..presets import PRESETS
 from ..yaml_files import read_yaml_mapping
 
-TASKS = ("deblurring", "deraining", "denoising")
+TASKS = tuple(PRESETS)
 # Sections a resumed run may change without changing the weights it produces.
 RESUME_FREE_SECTIONS = ("runtime",)
 
@@ -132,7 +133,7 @@ def resolve_config(user: dict) -> dict:
     import jsonschema
 
     if "task" not in user:
-        raise ConfigError("task: missing (one of deblurring, deraining, denoising)")
+        raise ConfigError(f"task: missing (one of {', '.join(TASKS)})")
     cfg = deep_merge(recipe(user["task"]), user)
     validator = jsonschema.Draft202012Validator(schema())
     errors = sorted(validator.iter_errors(cfg), key=lambda e: list(e.absolute_path))
