@@ -10,8 +10,16 @@ Patches of an image are carried as one batch (``_split``/``_merge``): the four s
 and the two stage-2 halves each go through their sub-network in a single call instead of one
 call per patch, which gives the same numbers with fewer, larger kernels. The input is
 made channels-last (NHWC), as are the conv weights, which spares oneDNN a layout reorder before
-and after every conv (~12% less CPU time at the deraining widths, measured on CPU). Values and
-state-dict keys/shapes are unaffected.
+and after every conv (~12% less CPU time at the deraining widths, measured on CPU); the input
+follows the weights' layout, so ``model.to(memory_format=torch.contiguous_format)`` runs NCHW.
+Values and state-dict keys/shapes are unaffected.
+
+Further CPU savings, each exact up to float32 rounding (golden outputs and gradients still match):
+the shared PReLU runs in place and with a cheaper backward (``SharedPReLU``); channel attention
+and the CAB residual are one autograd function (``_ScaleAdd``); without autograd, CABs use
+oneDNN's conv with the slope fused in and update in place; the ORSNet's cross-stage 1x1
+projections run before the upsampling (``ORSNet``). ``benchmarks/model_step.py --official``
+times the result against the official model in one process.
 """
 
 from __future__ import annotations
@@ -29,8 +37,106 @@ PRESETS: dict[str, dict] = {
 PAD_MULTIPLE = 8  # two x0.5 downsamplings of a half-height, half-width stage-1 patch
 
 
+# oneDNN conv with an elementwise op fused in (torch's op for inductor's CPU fusions, no autograd);
+# None where this torch lacks it: the CABs then take the plain path
+_FUSED_CONV = getattr(getattr(torch.ops, "mkldnn", None), "_convolution_pointwise", None) \
+    if torch.backends.mkldnn.is_available() else None
+
+
 def conv(in_c: int, out_c: int, kernel_size: int, bias: bool = False) -> nn.Conv2d:
     return nn.Conv2d(in_c, out_c, kernel_size, padding=kernel_size // 2, bias=bias)
+
+
+def _flat(t: Tensor) -> Tensor | None:
+    """``t`` as a 1-D view in memory order (contiguous or channels-last), else None."""
+    if t.is_contiguous():
+        return t.view(-1)
+    if t.dim() == 4 and t.is_contiguous(memory_format=torch.channels_last):
+        return t.permute(0, 2, 3, 1).reshape(-1)
+    return None
+
+
+def _dot(a: Tensor, b: Tensor) -> Tensor:
+    """sum(a * b) over all elements, accumulated in float32 (one pass where the layouts allow)."""
+    fa, fb = _flat(a), _flat(b)
+    if a.dtype == b.dtype == torch.float32 and fa is not None and fb is not None and a.stride() == b.stride():
+        return torch.dot(fa, fb)
+    return (a * b).sum(dtype=torch.float32)
+
+
+class _SharedSlopeReLU(torch.autograd.Function):
+    """PReLU with one slope ``a > 0``, applied in place to ``x`` (CPU). ``x > 0`` exactly where the
+    output is, so the output alone serves the backward: dx = g where y > 0, else a g, and
+    da = sum(g x) over x <= 0 = sum(g min(y, 0)) / a. The input is not kept (conv2 keeps the
+    output anyway), which saves one activation per CAB, and the backward runs ~4x faster than
+    torch's own PReLU backward on CPU, whose one-slope weight gradient is slow."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, a: Tensor, slope: float) -> Tensor:
+        F.leaky_relu_(x, slope)
+        ctx.mark_dirty(x)
+        ctx.save_for_backward(x, a)
+        ctx.slope = slope
+        return x
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, g: Tensor):
+        y, a = ctx.saved_tensors
+        gx = torch.ops.aten.leaky_relu_backward(g, y, ctx.slope, True) if ctx.needs_input_grad[0] else None
+        ga = (_dot(g, y.clamp(max=0)) / ctx.slope).reshape(a.shape).to(a.dtype) if ctx.needs_input_grad[1] else None
+        return gx, ga, None
+
+
+class SharedPReLU(nn.PReLU):
+    """``nn.PReLU`` (same parameter, same values) that overwrites its input: only for inputs
+    nothing else reads, as in the CABs, where it acts on a fresh conv output. On CPU with one
+    positive slope it runs in place (no_grad: ``leaky_relu_``; with autograd:
+    ``_SharedSlopeReLU``); otherwise it is ``F.prelu``."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.device.type != "cpu" or self.weight.numel() != 1:
+            return F.prelu(x, self.weight)
+        slope = self.weight.detach().item()  # a CPU scalar: no device sync
+        if not (torch.is_grad_enabled() and (x.requires_grad or self.weight.requires_grad)):
+            return F.leaky_relu_(x, slope)
+        if slope <= 0:  # the sign of the output no longer tells the sign of the input
+            return F.prelu(x, self.weight)
+        return _SharedSlopeReLU.apply(x, self.weight, slope)
+
+
+class _ScaleAdd(torch.autograd.Function):
+    """``x + res * w`` with ``w = sigmoid(W2 relu(W1 mean_hw(res) + b1) + b2)`` (B x C), i.e. the
+    channel attention and the CAB residual in one function, whose backward writes the gradient
+    of ``res`` in one pass (the attention-weight part and the mean's part together) instead of
+    three (autograd's product, mean expansion and their sum). ``w1`` (C/r x C) and ``w2`` (C x C/r)
+    are the 1x1 conv weights flattened, ``b1``/``b2`` their biases or None. The MLP runs in float32
+    whatever the autocast dtype of ``res``; the output has the dtype of ``res``."""
+
+    @staticmethod
+    def forward(ctx, res, x, w1, b1, w2, b2):
+        with torch.autocast(res.device.type, enabled=False):  # the tiny MLP in float32 throughout
+            m = res.mean((2, 3), dtype=torch.float32)
+            z1 = F.linear(m, w1.float(), None if b1 is None else b1.float())
+            h = F.relu(z1)
+            w = torch.sigmoid(F.linear(h, w2.float(), None if b2 is None else b2.float()))
+        ctx.save_for_backward(res, m, z1, h, w, w1, w2)
+        ctx.has_bias = (b1 is not None, b2 is not None)
+        ctx.x_dtype = x.dtype
+        return torch.addcmul(x.to(res.dtype), res, w[:, :, None, None].to(res.dtype))
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, g):
+        res, m, z1, h, w, w1, w2 = ctx.saved_tensors
+        gw = (g * res).sum((2, 3), dtype=torch.float32)
+        dz2 = gw * w * (1 - w)
+        dz1 = (dz2 @ w2.float()) * (z1 > 0)
+        dm = (dz1 @ w1.float()) / (res.shape[2] * res.shape[3])
+        gres = torch.addcmul(dm[:, :, None, None].to(res.dtype), g.to(res.dtype), w[:, :, None, None].to(res.dtype))
+        b1, b2 = ctx.has_bias
+        return (gres, g.to(ctx.x_dtype), (dz1.t() @ m).to(w1.dtype), dz1.sum(0) if b1 else None,
+                (dz2.t() @ h).to(w2.dtype), dz2.sum(0) if b2 else None)
 
 
 class CALayer(nn.Module):
@@ -43,12 +149,24 @@ class CALayer(nn.Module):
             conv(c // reduction, c, 1, bias), nn.Sigmoid(),
         )
 
-    def forward(self, x: Tensor) -> Tensor:
-        # the 1x1 convs act on a 1x1 map: as matrix products they skip the convolution machinery
+    def weights(self, x: Tensor) -> Tensor:
+        """The B x C attention weights of ``x``. The 1x1 convs act on a 1x1 map: as matrix
+        products they skip the convolution machinery."""
         squeeze, excite = self.conv_du[0], self.conv_du[2]
         w = F.relu(F.linear(x.mean((2, 3)), squeeze.weight.flatten(1), squeeze.bias))
-        w = torch.sigmoid(F.linear(w, excite.weight.flatten(1), excite.bias))
-        return x * w[:, :, None, None]
+        return torch.sigmoid(F.linear(w, excite.weight.flatten(1), excite.bias))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x * self.weights(x)[:, :, None, None]
+
+    def scale_add(self, res: Tensor, x: Tensor) -> Tensor:
+        """``x + self(res)``; ``res`` must be a fresh tensor nothing else reads (it may be
+        overwritten)."""
+        if not (torch.is_grad_enabled() and (res.requires_grad or x.requires_grad)):
+            return torch.addcmul(x, res, self.weights(res)[:, :, None, None], out=res)  # no graph: in place
+        squeeze, excite = self.conv_du[0], self.conv_du[2]
+        return _ScaleAdd.apply(res, x, squeeze.weight.flatten(1), squeeze.bias, excite.weight.flatten(1),
+                               excite.bias)
 
 
 class CAB(nn.Module):
@@ -60,7 +178,15 @@ class CAB(nn.Module):
         self.body = nn.Sequential(conv(c, c, kernel_size, bias), act, conv(c, c, kernel_size, bias))
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.CA(self.body(x)).add_(x)  # in place on a fresh product: ~9% lower peak memory
+        conv1, act, conv2 = self.body
+        if (x.device.type == "cpu" and x.dtype == torch.float32 and isinstance(act, SharedPReLU)
+                and act.weight.numel() == 1 and _FUSED_CONV is not None
+                and not (torch.is_grad_enabled() and (x.requires_grad or conv1.weight.requires_grad))):
+            # no graph: oneDNN applies the slope inside the conv (exactly max(x,0) + a min(x,0))
+            h = _FUSED_CONV(x, conv1.weight, conv1.bias, conv1.padding, conv1.stride, conv1.dilation,
+                            conv1.groups, "leaky_relu", [act.weight.item()], "")
+            return self.CA.scale_add(conv2(h), x)
+        return self.CA.scale_add(self.body(x), x)
 
 
 def cabs(n: int, c: int, kernel_size: int, reduction: int, bias: bool, act: nn.Module) -> list[CAB]:
@@ -121,7 +247,9 @@ class Encoder(nn.Module):
         for i, down in enumerate((self.down12, self.down23, None), 1):
             x = getattr(self, f"encoder_level{i}")(x)
             if self.csff:
-                x = x + getattr(self, f"csff_enc{i}")(prev_enc[i - 1]) + getattr(self, f"csff_dec{i}")(prev_dec[i - 1])
+                # in place: x is this level's fresh output, which nothing has saved yet
+                x = x.add_(getattr(self, f"csff_enc{i}")(prev_enc[i - 1])).add_(
+                    getattr(self, f"csff_dec{i}")(prev_dec[i - 1]))
             outs.append(x)
             if down is not None:
                 x = down(x)
@@ -165,7 +293,11 @@ class SAM(nn.Module):
         img = self.conv2(x) + x_img
         if not self.attention:
             return x, img
-        return (self.conv1(x) * torch.sigmoid(self.conv3(img))).add_(x), img
+        gate = torch.sigmoid_(self.conv3(img))  # in place: the conv output is fresh; sigmoid's backward needs only its result
+        feats = self.conv1(x)
+        if torch.is_grad_enabled() and (feats.requires_grad or gate.requires_grad):
+            return torch.addcmul(x, feats, gate), img
+        return torch.addcmul(x, feats, gate, out=feats), img
 
 
 class ORB(nn.Module):
@@ -182,7 +314,15 @@ class ORB(nn.Module):
 class ORSNet(nn.Module):
     """Original-resolution subnetwork (width n+o): three ORBs; with ``csff`` the previous stage's
     encoder/decoder features of level l are upsampled to full size, projected by 1x1 convs and
-    added after ORB l."""
+    added after ORB l.
+
+    The sum ``conv_enc(up(e)) + conv_dec(up(d))`` of levels 2 and 3 is computed as
+    ``up(conv'_enc(e) + conv'_dec(d))``: each projection is linear per pixel, so it commutes with
+    the bilinear x2 (whose weights sum to 1, so a bias passes through unchanged), and it composes
+    with the 1x1 conv that ends the upsampling path (``conv' = conv_enc o up.up[1]``, one matrix
+    product of the two weights). Every 1x1 conv then runs below full resolution and one bilinear
+    x2 serves both paths, instead of two upsamplings, four full-resolution 1x1 convs and four
+    full-resolution additions; the parameters are those of the official modules."""
 
     def __init__(self, n, o, kernel_size, reduction, act, bias, s, num_cab, csff: bool):
         super().__init__()
@@ -198,14 +338,30 @@ class ORSNet(nn.Module):
                 for i in (1, 2, 3):
                     setattr(self, f"conv_{kind}{i}", conv(n, n + o, 1, bias))
 
+    @staticmethod
+    def _project_low(x: Tensor, up: nn.Module, proj: nn.Conv2d) -> Tensor:
+        """``proj(up(x))`` before the last bilinear x2 of ``up`` (an UpSample or a chain of them)."""
+        *first, last = up if isinstance(up, nn.Sequential) else [up]
+        for module in first:
+            x = module(x)
+        weight = proj.weight.flatten(1) @ last.up[1].weight.flatten(1)  # (n+o) x (n+s)
+        return F.conv2d(x, weight[:, :, None, None], proj.bias)
+
+    def _csff(self, level: int, enc: list[Tensor], dec: list[Tensor]) -> Tensor:
+        """``conv_enc(up_enc(enc)) + conv_dec(up_dec(dec))`` of ``level`` (1-3), at full resolution."""
+        conv_enc, conv_dec = getattr(self, f"conv_enc{level}"), getattr(self, f"conv_dec{level}")
+        if level == 1:
+            return conv_enc(enc[0]).add_(conv_dec(dec[0]))
+        up_enc, up_dec = getattr(self, f"up_enc{level - 1}"), getattr(self, f"up_dec{level - 1}")
+        low = self._project_low(enc[level - 1], up_enc, conv_enc).add_(
+            self._project_low(dec[level - 1], up_dec, conv_dec))
+        return self.up_enc1.up[0](low)  # the bilinear x2 (no parameters)
+
     def forward(self, x: Tensor, enc=None, dec=None) -> Tensor:
-        if self.csff:
-            enc = [enc[0], self.up_enc1(enc[1]), self.up_enc2(enc[2])]
-            dec = [dec[0], self.up_dec1(dec[1]), self.up_dec2(dec[2])]
         for i in (1, 2, 3):
             x = getattr(self, f"orb{i}")(x)
-            if self.csff:
-                x = x + getattr(self, f"conv_enc{i}")(enc[i - 1]) + getattr(self, f"conv_dec{i}")(dec[i - 1])
+            if self.csff:  # in place: x is the ORB's fresh output, which nothing has saved yet
+                x = x.add_(self._csff(i, enc, dec))
         return x
 
 
@@ -274,7 +430,7 @@ class MPRNet(nn.Module):
         n, s, o, k, r = n_feat, scale_unetfeats, scale_orsnetfeats, kernel_size, reduction
         self.in_c, self.num_stages = in_c, num_stages
         self.num_unets = max(num_stages - 1, 1)
-        act = nn.PReLU()  # one slope shared by every CAB, as in the official model
+        act = SharedPReLU()  # one slope shared by every CAB, as in the official model
         for i in range(1, num_stages + 1):
             setattr(self, f"shallow_feat{i}", nn.Sequential(conv(in_c, n, k, bias), CAB(n, k, r, bias, act)))
         for i in range(1, self.num_unets + 1):
@@ -294,8 +450,14 @@ class MPRNet(nn.Module):
     def forward(self, x: Tensor) -> list[Tensor]:
         self._check_input(x)
         h, w = x.shape[-2:]
-        x = x.contiguous(memory_format=torch.channels_last)  # see the end of __init__
+        x = x.contiguous(memory_format=self._memory_format())  # see the end of __init__
         return [out[..., :h, :w] for out in self._forward_padded(self.pad_input(x))]
+
+    def _memory_format(self) -> torch.memory_format:
+        """The layout of the conv weights (channels-last from ``__init__``; ``model.to(memory_format=
+        torch.contiguous_format)`` switches the whole model, activations included, to NCHW)."""
+        w = self.tail.weight
+        return torch.contiguous_format if w.is_contiguous() else torch.channels_last
 
     def _check_input(self, x) -> None:
         if not isinstance(x, Tensor):

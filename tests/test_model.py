@@ -215,3 +215,104 @@ def test_golden_gradients_of_the_training_loss(fixtures_dir):
     print(f"loss {loss.item():.9f} (official {golden['loss'].item():.9f}); worst gradient max|Δ|/max|g| "
           f"{worst:.3g} over {len(params) - zero} tensors; {zero} zero in both")
     assert zero < len(params) // 4  # most tensors are compared by value
+
+
+@pytest.mark.parametrize("slope", [0.25, -0.1])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_shared_prelu_equals_torch_prelu(slope, channels_last):
+    """SharedPReLU (in place, own backward on CPU for a positive slope; F.prelu otherwise) gives
+    torch's PReLU values and gradients, and leaves the caller's input alone only in the fallback."""
+    from mprnet.model import SharedPReLU
+
+    torch.manual_seed(0)
+    x = torch.randn(2, 5, 6, 7)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    g = torch.randn(2, 5, 6, 7)
+    act = SharedPReLU()
+    with torch.no_grad():
+        act.weight.fill_(slope)
+    ref_x, ref_a = x.clone().requires_grad_(), torch.full((1,), slope, requires_grad=True)
+    expected = F.prelu(ref_x, ref_a)
+    expected.backward(g)
+    with torch.no_grad():
+        torch.testing.assert_close(act(x.clone()), expected, atol=0, rtol=0)
+    leaf = x.clone().requires_grad_()
+    out = act(leaf * 1)  # a fresh non-leaf, as a conv output is
+    torch.testing.assert_close(out, expected, atol=0, rtol=0)
+    out.backward(g)
+    torch.testing.assert_close(leaf.grad, ref_x.grad, atol=0, rtol=0)
+    torch.testing.assert_close(act.weight.grad, ref_a.grad, atol=1e-4, rtol=1e-5)
+
+
+@pytest.mark.parametrize("bias", [False, True])
+def test_fused_channel_attention_matches_autograd(bias):
+    """CALayer.scale_add (one autograd function) = x + CALayer(res), values and every gradient."""
+    from mprnet.model import CALayer
+
+    torch.manual_seed(0)
+    layer = CALayer(8, 2, bias)
+    res = torch.randn(2, 8, 5, 6).contiguous(memory_format=torch.channels_last)
+    x = torch.randn(2, 8, 5, 6).contiguous(memory_format=torch.channels_last)
+    g = torch.randn(2, 8, 5, 6)
+    grads = []
+    for fused in (False, True):
+        r, xx = res.clone().requires_grad_(), x.clone().requires_grad_()
+        layer.zero_grad(set_to_none=True)
+        out = layer.scale_add(r * 1, xx) if fused else xx + layer(r)
+        out.backward(g)
+        grads.append([out.detach(), r.grad, xx.grad] + [p.grad for p in layer.parameters()])
+    for a, b in zip(*grads):
+        torch.testing.assert_close(b, a, atol=1e-6, rtol=1e-5)
+    with torch.no_grad():  # the in-place path without autograd
+        torch.testing.assert_close(layer.scale_add(res.clone(), x), grads[0][0], atol=1e-6, rtol=1e-5)
+
+
+def test_orsnet_projects_before_upsampling():
+    """ORSNet's cross-stage terms, computed below full resolution, equal the official order
+    conv_enc(up_enc(e)) + conv_dec(up_dec(d)) (bilinear x2 before each 1x1 conv)."""
+    from mprnet.model import ORSNet
+
+    torch.manual_seed(0)
+    n, s, o = 6, 3, 2
+    net = ORSNet(n, o, 3, 2, torch.nn.PReLU(), True, s, 1, csff=True)
+
+    def up(module, x):  # the official UpSample: bilinear x2, then the 1x1 conv
+        return module.up[1](F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False))
+
+    enc = [torch.randn(1, n, 16, 16), torch.randn(1, n + s, 8, 8), torch.randn(1, n + 2 * s, 4, 4)]
+    dec = [torch.randn(1, n, 16, 16), torch.randn(1, n + s, 8, 8), torch.randn(1, n + 2 * s, 4, 4)]
+    official = [
+        net.conv_enc1(enc[0]) + net.conv_dec1(dec[0]),
+        net.conv_enc2(up(net.up_enc1, enc[1])) + net.conv_dec2(up(net.up_dec1, dec[1])),
+        net.conv_enc3(up(net.up_enc2[1], up(net.up_enc2[0], enc[2])))
+        + net.conv_dec3(up(net.up_dec2[1], up(net.up_dec2[0], dec[2]))),
+    ]
+    for level in (1, 2, 3):
+        torch.testing.assert_close(net._csff(level, enc, dec), official[level - 1], atol=1e-5, rtol=1e-5)
+
+
+def test_no_grad_path_equals_autograd_path():
+    """Without autograd the CABs fuse the slope into the conv and work in place: same outputs."""
+    torch.manual_seed(0)
+    model = MPRNet(**TINY, bias=True)
+    x = torch.rand(2, 3, 16, 24)
+    with torch.no_grad():
+        fast = model(x)
+    for a, b in zip(fast, model(x)):
+        torch.testing.assert_close(a, b.detach(), atol=1e-6, rtol=0)
+
+
+def test_activation_layout_follows_the_weights():
+    torch.manual_seed(0)
+    model = MPRNet(**TINY).eval()
+    x = torch.rand(1, 3, 16, 16)
+    assert model._memory_format() == torch.channels_last
+    with torch.no_grad():
+        nhwc = model(x)
+        model.to(memory_format=torch.contiguous_format)
+        assert model._memory_format() == torch.contiguous_format
+        nchw = model(x)
+    assert nchw[0].is_contiguous()
+    for a, b in zip(nhwc, nchw):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=0)
