@@ -38,7 +38,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from model_step import official_model  # noqa: E402  (one loader for both benchmarks)
 
-PRESETS = ("deblurring", "deraining", "denoising")
+from mprnet.presets import PRESETS  # noqa: E402
+
 # mode -> (autocast dtype or None, channels_last, compiled)
 MODES = {"fp32": (None, False, False), "bf16": ("bf16", False, False),
          "bf16+channels_last": ("bf16", True, False)}

@@ -28,11 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-PRESETS: dict[str, dict] = {
-    "deblurring": dict(n_feat=96, scale_unetfeats=48, scale_orsnetfeats=32),
-    "deraining": dict(n_feat=40, scale_unetfeats=20, scale_orsnetfeats=16),
-    "denoising": dict(n_feat=80, scale_unetfeats=48, scale_orsnetfeats=32),
-}
+from .presets import PRESETS  # the paper's widths, kept free of torch for the workflow
 
 PAD_MULTIPLE = 8  # two x0.5 downsamplings of a half-height, half-width stage-1 patch
 
@@ -510,7 +506,7 @@ class MPRNet(nn.Module):
 
 
 def build_model(task: str, **overrides) -> MPRNet:
-    """The preset network for ``task`` ("deblurring", "deraining", "denoising"), with overrides."""
+    """The preset network for ``task`` (a key of :data:`mprnet.presets.PRESETS`), with overrides."""
     if task not in PRESETS:
         raise ValueError(f"unknown task {task!r}; choose one of {sorted(PRESETS)}")
     return MPRNet(**{**PRESETS[task], **overrides})
