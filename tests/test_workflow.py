@@ -178,6 +178,11 @@ BAD_CONFIGS = {
     "published table of an unknown task": (lambda s: s.update(published={"file": "config/paper_results.yaml",
                                                                          "tables": {"dehazing": "deraining"}}),
                                            "demo.published.tables.dehazing"),
+    "released results of an unknown test set": (
+        lambda s: s.update(released_results={"deraining": {"demo_rainn": "data/x"}}),
+        "demo.released_results.deraining.demo_rainn: not a test set of task 'deraining' (demo_rain)"),
+    "official weights of an unknown task": (lambda s: s.update(pretrained={"dehazing": {"checkpoint": "x.pth"}}),
+                                            "demo.pretrained.dehazing: not one of the study's tasks"),
     "report setting unknown": (lambda s: s.update(report={"visual_image": 3}), "demo.report.visual_image: unknown key"),
     "restore precision unknown": (lambda s: s["tasks"]["deraining"].update(restore={"precision": "fp16"}),
                                   "demo.tasks.deraining.restore.precision"),

@@ -134,7 +134,7 @@ def load_study(config: dict, schema_path: str | Path, root: str | Path = ".") ->
     if section.get("ablations"):
         runs += _ablation_runs(name, section["ablations"], tasks, test_sets, datasets)
     section["published"] = _published(name, section.get("published", {}), root, test_sets)
-    _check_task_sections(name, section, tasks, test_sets)
+    _check_task_sections(name, section, test_sets)
     study = Study(name, section, section["data"].get("root", "data"), datasets.source, datasets.registry,
                   tasks, test_sets, runs)
     for run in runs:  # the trainer's own checks, once, before any job starts
@@ -155,9 +155,8 @@ def _published(name: str, published: dict, root: str | Path, test_sets: dict) ->
         for task, sets in published.items():
             _check_task(f"{key}.{task}", task, test_sets)
             for ds in sets:
-                if ds != "Average" and ds not in test_sets[task]:
-                    raise ConfigError(f"config key {key}.{task}.{ds}: not a test set of task {task!r} "
-                                      f"({', '.join(test_sets[task])})")
+                if ds != "Average":
+                    _check_test_set(f"{key}.{task}.{ds}", task, ds, test_sets)
         return published
     path = Path(root, published["file"])
     try:
@@ -177,6 +176,11 @@ def _published(name: str, published: dict, root: str | Path, test_sets: dict) ->
 def _check_task(key: str, task: str, test_sets: dict) -> None:
     if task not in test_sets:
         raise ConfigError(f"config key {key}: not one of the study's tasks ({', '.join(test_sets)})")
+
+
+def _check_test_set(key: str, task: str, dataset: str, test_sets: dict) -> None:
+    if dataset not in test_sets[task]:
+        raise ConfigError(f"config key {key}: not a test set of task {task!r} ({', '.join(test_sets[task])})")
 
 
 def _task_runs(name: str, task: str, spec: dict, datasets: _Datasets):
@@ -244,18 +248,14 @@ def _check_switches(key: str, switches: dict, seen: dict[tuple, str], variant: s
     seen[effective] = variant
 
 
-def _check_task_sections(name: str, section: dict, tasks: dict, test_sets: dict) -> None:
+def _check_task_sections(name: str, section: dict, test_sets: dict) -> None:
     """``pretrained`` and ``released_results`` may name only the study's tasks and test sets."""
     for group in ("pretrained", "released_results"):
         for task, entry in section.get(group, {}).items():
-            if task not in tasks:
-                raise ConfigError(f"config key {name}.{group}.{task}: not one of the study's tasks "
-                                  f"({', '.join(tasks)})")
+            _check_task(f"{name}.{group}.{task}", task, test_sets)
             if group == "released_results":
                 for ds in entry:
-                    if ds not in test_sets[task]:
-                        raise ConfigError(f"config key {name}.{group}.{task}.{ds}: not a test set of "
-                                          f"task {task!r}")
+                    _check_test_set(f"{name}.{group}.{task}.{ds}", task, ds, test_sets)
 
 
 def run_config(study: Study, run: Run) -> dict:
