@@ -19,7 +19,7 @@ Model and data, the first that exists:
    motion-blurred images of ``--size`` (far from a trained deblurrer; it shows the bf16 error
    of the full-width network, not a real test set's).
 
-Where the device has no bf16 kernels (``mprnet.restore.bf16_unsupported``) only fp32 is timed
+Where bf16 is not native (``mprnet.precision.bf16_support``) only fp32 is timed
 and the reason is printed.
 
     python benchmarks/restore_precision.py --root /path/to/checkout       # the Rain100L study's model
@@ -94,7 +94,8 @@ def main() -> int:
 
     from mprnet.images import to_uint8
     from mprnet.metrics import psnr_ssim
-    from mprnet.restore import bf16_unsupported, load_restorer, restore_tensor
+    from mprnet.precision import bf16_support
+    from mprnet.restore import load_restorer, restore_tensor
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -117,9 +118,9 @@ def main() -> int:
         model = model.to(args.device).eval()
 
     precisions = ["fp32", "bf16"]
-    why = bf16_unsupported(args.device)
-    if why is not None:
-        print(f"restore_precision: bf16 not measured: {why}")
+    support = bf16_support(args.device)
+    if not support.native:
+        print(f"restore_precision: bf16 not measured: not native here ({support.reason})")
         precisions = ["fp32"]
 
     def restore(image: np.ndarray, precision: str) -> tuple[np.ndarray, float]:

@@ -17,7 +17,7 @@ Sizes: on a GPU, the paper's recipe (``mprnet/training/recipes.json``: batch 16,
 denoising 128); on the CPU, batch 2 and patch 64 unless given. Torch's defaults for float32 are
 kept (on CUDA, convolutions may use TF32, ``torch.backends.cudnn.allow_tf32``; printed) for us and
 the official model alike. Where CUDA is missing, ``--device cuda`` falls back to the CPU; where the
-device has no bf16, the bf16 modes are skipped; both with a message.
+device would emulate bf16 (``mprnet.precision``), the bf16 modes are skipped; both with a message.
 
 Printed per row: images/s, seconds/step, peak memory, and the speed-up over our fp32 and over the
 official fp32 (target of issue 15: >= 2x the official fp32 throughput on a GPU).
@@ -38,6 +38,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from model_step import official_model  # noqa: E402  (one loader for both benchmarks)
 
+from mprnet.precision import bf16_support  # noqa: E402
 from mprnet.presets import PRESETS  # noqa: E402
 
 # mode -> (autocast dtype or None, channels_last, compiled)
@@ -53,14 +54,6 @@ def recipe_sizes(preset: str) -> tuple[int, int]:
 
     data = recipe(preset)["data"]
     return data["batch_size"], data["patch_size"]
-
-
-def bf16_supported(device: str) -> bool:
-    import torch
-
-    if device.startswith("cuda"):
-        return torch.cuda.is_bf16_supported()
-    return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
 def measure(preset: str, mode: str, batch: int, patch: int, steps: int, warmup: int, device: str,
@@ -149,11 +142,12 @@ def main(argv: list[str] | None = None) -> int:
     modes = list(args.modes or MODES)
     if args.compile:
         modes += [f"{m}+compile" for m in modes if not m.endswith("+compile")]
-    if not bf16_supported(device):
+    support = bf16_support(device)
+    if not support.native:
         skipped = [m for m in modes if m.startswith("bf16")]
         modes = [m for m in modes if not m.startswith("bf16")]
         if skipped:
-            print(f"no bf16 support on {device}: skipping {', '.join(skipped)}")
+            print(f"bf16 is not native on {device} ({support.reason}): skipping {', '.join(skipped)}")
     if args.official:
         modes.append(OFFICIAL_MODE)
     steps = args.steps or (20 if gpu else 3)

@@ -23,8 +23,9 @@
   under ``torch.autocast(device_type, dtype=torch.bfloat16)`` (convolutions and matrix products
   in bf16, accumulating in fp32 inside the kernels), its outputs are cast back to float32 before
   tiles are blended, clamped and saved. bf16 is opt-in and refused (``ConfigError``) on a device
-  without bf16 kernels rather than silently run in fp32 (see ``bf16_unsupported``); the record
-  says which precision produced the folder.
+  that would emulate it (``check_precision``; the rule is :mod:`mprnet.precision`'s, shared with
+  ``mprnet train``) rather than run slowly or silently in fp32; the record says which precision
+  produced the folder.
 * ``mprnet restore`` writes everything into a hidden folder beside ``--output`` and moves it there
   when all images are done (``atomic.staged_folder``), so a run killed half-way leaves no output.
 """
@@ -34,13 +35,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
 import numpy as np
 
 from .errors import CheckpointError, ConfigError
+from .precision import check_bf16
 from .presets import PRESETS
 
 TASKS = tuple(PRESETS)
@@ -132,60 +133,13 @@ def window_weights(length: int, overlap: int, at_start: bool, at_end: bool) -> n
     return np.clip(distance / max(overlap / 2, 1.0), 1e-3, 1.0).astype(np.float32)
 
 
-def bf16_unsupported(device: str) -> str | None:
-    """Why ``device`` cannot run the network in bf16, or None when it can.
-
-    * CUDA: ``torch.cuda.is_bf16_supported(including_emulation=False)``, i.e. bf16 tensor-core
-      kernels (compute capability 8.0 and later: A100, H100, RTX 30xx ...).
-    * CPU: oneDNN's bf16 kernels (``torch.backends.mkldnn.is_available()`` and
-      ``torch.ops.mkldnn._is_mkldnn_bf16_supported()``: AVX-512 BW/VL/DQ on x86, the BF16
-      extension on ARM). An x86 CPU with AVX-512 but neither AVX512-BF16 nor AMX runs them
-      by conversion to fp32 (slower than fp32 itself); that is allowed, with a warning from
-      ``check_precision``.
-    * Any other device type: unsupported.
-    """
-    import torch
-
-    kind = torch.device(device).type
-    if kind == "cuda":
-        if torch.cuda.is_available() and torch.cuda.is_bf16_supported(including_emulation=False):
-            return None
-        return f"device {device}: this GPU has no bf16 support (torch.cuda.is_bf16_supported() is False)"
-    if kind == "cpu":
-        if torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported():
-            return None
-        return (f"this CPU ({platform.processor() or platform.machine()}) has no bf16 kernels "
-                "(oneDNN needs AVX-512 BW/VL/DQ, or the ARM BF16 extension)")
-    return f"device {device}: bf16 restore runs on CPU or CUDA only"
-
-
-def _native_bf16_cpu() -> bool:
-    """True when an x86 CPU computes bf16 in hardware (AVX512-BF16 or AMX), or the CPU is not x86."""
-    import torch
-
-    if platform.machine().lower() not in ("x86_64", "amd64", "i386", "i686"):
-        return True  # oneDNN's ARM bf16 support already means the hardware extension
-    probes = [getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
-    return any(probe() for probe in probes if probe is not None)
-
-
 def check_precision(precision: str, device: str) -> None:
-    """Refuse a precision that is unknown or that ``device`` cannot run (``ConfigError``).
-
-    bf16 on an x86 CPU without AVX512-BF16 and AMX is allowed with a ``RuntimeWarning`` (emulated:
-    expect it slower than fp32).
-    """
+    """Refuse a precision that is unknown or that ``device`` would emulate (``ConfigError``):
+    bf16 runs only where it is native, the rule ``mprnet train`` applies too
+    (:func:`mprnet.precision.check_bf16`)."""
     _known_precision(precision)
-    if precision == "fp32":
-        return
-    why = bf16_unsupported(device)
-    if why is not None:
-        raise ConfigError(f"--precision bf16: {why}; restore with --precision fp32")
-    if device.startswith("cpu") and not _native_bf16_cpu():
-        import warnings
-
-        warnings.warn("--precision bf16: this CPU has no AVX512-BF16 or AMX units; bf16 is emulated and "
-                      "likely slower than fp32", RuntimeWarning, stacklevel=2)
+    if precision == "bf16":
+        check_bf16(device, "--precision bf16", "Restore with --precision fp32")
 
 
 def _known_precision(precision: str) -> None:
@@ -367,7 +321,7 @@ def register(subparsers) -> None:
     r.add_argument("--overlap", type=int, default=32, help="overlap between tiles in pixels (default 32)")
     r.add_argument("--precision", choices=PRECISIONS, default="fp32",
                    help="fp32 (default) or bf16: the network under bf16 autocast, outputs cast back to float32; "
-                        "an error on a device without bf16 kernels")
+                        "an error on a device that would emulate bf16 (no AVX512-BF16/AMX CPU, no bf16 GPU)")
     r.add_argument("--save-float", action="store_true", help="also write OUTPUT/float/<stem>.npy (float32, [0,1])")
     r.add_argument("--save-stages", action="store_true", help="also write OUTPUT/stages/<stem>_stage<k>.png")
     r.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")

@@ -209,9 +209,10 @@ def _restore_cli(tmp_path, name, *extra):
 
 
 def _cpu_bf16_missing() -> str | None:
-    from mprnet.restore import bf16_unsupported
+    from mprnet.precision import bf16_support
 
-    return bf16_unsupported("cpu")
+    support = bf16_support("cpu")
+    return None if support.native else f"bf16 is not native here: {support.reason}"
 
 
 @pytest.mark.skipif(_cpu_bf16_missing() is not None, reason=str(_cpu_bf16_missing()))
@@ -251,29 +252,21 @@ def test_bf16_restore_is_close_to_fp32_and_says_so_in_its_record(tmp_path):
     assert 0 < (tiled[0] - tiled[1]).abs().max() < 0.05
 
 
-def test_bf16_on_a_device_without_it_is_refused_before_writing(tmp_path, capsys, monkeypatch):
+def test_bf16_on_a_device_that_would_emulate_it_is_refused_before_writing(tmp_path, capsys, monkeypatch):
+    import mprnet.precision as precision
     import mprnet.restore as restore
 
     _our_checkpoint(tmp_path / "model.pt")
     write_png(tmp_path / "in" / "a.png", np.zeros((16, 16, 3), np.uint8))
-    monkeypatch.setattr(restore, "bf16_unsupported", lambda device: "this CPU (test) has no bf16 kernels")
+    monkeypatch.setattr(precision, "bf16_support", lambda device: precision.Bf16Support(False, "test: no bf16 units"))
     assert main(["restore", "--checkpoint", str(tmp_path / "model.pt"), "--input", str(tmp_path / "in"),
                  "--output", str(tmp_path / "out"), "--precision", "bf16", "--device", "cpu", "--no-progress"]) == 2
     err = capsys.readouterr().err
-    assert "--precision bf16: this CPU (test) has no bf16 kernels; restore with --precision fp32" in err
+    assert "--precision bf16: bf16 is not native on cpu: test: no bf16 units; emulated it runs about 11x slower" in err
+    assert "Restore with --precision fp32" in err
     assert not (tmp_path / "out").exists() and sorted(p.name for p in tmp_path.iterdir()) == ["in", "model.pt"]
     with pytest.raises(ConfigError, match="expected one of fp32, bf16"):
         restore.check_precision("fp16", "cpu")
-
-
-def test_bf16_emulated_on_the_cpu_warns(monkeypatch):
-    import mprnet.restore as restore
-
-    monkeypatch.setattr(restore, "bf16_unsupported", lambda device: None)
-    monkeypatch.setattr(restore, "_native_bf16_cpu", lambda: False)
-    with pytest.warns(RuntimeWarning, match="emulated"):
-        restore.check_precision("bf16", "cpu")
-    restore.check_precision("fp32", "cpu")  # fp32 never asks
 
 
 def test_restore_records(tmp_path):

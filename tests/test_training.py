@@ -250,10 +250,12 @@ def test_sigusr1_is_caught_and_the_previous_handler_restored():
     assert signal.getsignal(signal.SIGUSR1) == before
 
 
-def test_bf16_autocast_and_channels_last_switches_train_on_cpu(pairs_dir, tmp_path):
+def test_channels_last_switch_trains_on_cpu(pairs_dir, tmp_path):
+    """channels_last (with the precision this CPU computes natively; test_precision.py covers
+    the bf16 path everywhere); fp16 autocast needs a GPU."""
     import pandas as pd
 
-    train(tiny_config(pairs_dir, length=2, train={"amp": "bf16", "channels_last": True}), tmp_path / "run")
+    train(tiny_config(pairs_dir, length=2, train={"amp": "auto", "channels_last": True}), tmp_path / "run")
     assert np.isfinite(pd.read_csv(tmp_path / "run" / "metrics.csv")["loss"]).all()
     weights = final_weights(tmp_path / "run")
     assert all(v.dtype == torch.float32 for v in weights.values())  # master weights stay float32

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 import yaml
 
 from mprnet.errors import ConfigError, DataError
@@ -131,6 +132,14 @@ def test_run_config_sets_aside_a_checkpoint_of_other_settings(tmp_path, capsys):
     assert (run / "checkpoint.pt").read_bytes() == b"state"
     assert yaml.safe_load((run / "run.yaml").read_text())["schedule"]["length"] == 10
 
+    # train.amp auto: the effective config records what it resolved to; still the same run.
+    auto = _run_config(tmp_path, 10)
+    auto["train"] = {"amp": "auto"}
+    resolved = resolve_config(dict(auto, train={"amp": "bf16"}))
+    dump_config(resolved, run / "config.yaml")
+    assert set_aside_stale_checkpoint(run, auto) is None
+    dump_config(resolve_config(_run_config(tmp_path, 10)), run / "config.yaml")
+
     # Changed settings: the old checkpoint must not be resumed under the new config.
     assert set_aside_stale_checkpoint(run, _run_config(tmp_path, 20)) == run / "checkpoint.superseded.pt"
     assert not (run / "checkpoint.pt").exists()
@@ -191,13 +200,46 @@ def test_each_row_says_which_precision_restored_it(study, tmp_path):
     assert _row(summary, task="deblurring", method="full", group="main")["precision"] == "fp32"
     assert summary.loc[summary["group"].isin(["input", "paper"]), "precision"].isna().all()
     assert set(pd.read_csv(tmp / "runs.csv")["precision"].dropna()) == {"bf16", "fp32"}
-    assert precision_note(summary, "deraining") == ["Restored in bf16 (bf16 autocast)."]
+    assert precision_note(summary, "deraining") == ["Restored in bf16 (bf16 = bf16 autocast)."]
     assert precision_note(summary, "deblurring", "ablation") == ["Restored in fp32."]
     summary.loc[(summary["task"] == "deblurring") & (summary["method"] == "full"), "precision"] = "bf16"
     assert precision_note(summary, "deblurring") == [
-        "Restored in bf16: Ours; fp32: w/o SAM (bf16 = bf16 autocast of the forward pass)."]
+        "Restored in bf16: Ours; fp32: w/o SAM (bf16 = bf16 autocast)."]
     written = main_table(tmp / "summary.csv", "deraining", tmp / "tables")
     assert "Restored in bf16" in (tmp / "tables" / "main_deraining.md").read_text() and len(written) == 4
+
+
+def test_each_row_says_which_precision_trained_it(study, tmp_path):
+    """train_precision comes from the model file each run's scores name (what train.amp resolved
+    to on the machine that trained it), in runs.csv, summary.csv and the tables' notes."""
+    from mprnet.report.tables import precision_note
+
+    tmp, manifest = study
+    data = yaml.safe_load(manifest.read_text())
+    for entry in data["scores"]:
+        if entry["group"] in ("main", "ablation"):
+            amp = "bf16" if entry["group"] == "main" else "none"
+            model = tmp / "runs" / entry["group"] / entry["task"] / entry["method"] / f"seed{entry['seed']}.pt"
+            model.parent.mkdir(parents=True, exist_ok=True)
+            torch.save({"format": "mprnet-model/1", "model": {}, "config": {"train": {"amp": amp}}}, model)
+            entry["model"], entry["precision"] = str(model), "fp32"
+    manifest.write_text(yaml.safe_dump(data))
+    aggregate(manifest, tmp / "summary.csv", tmp / "runs.csv")
+    summary, runs = pd.read_csv(tmp / "summary.csv"), pd.read_csv(tmp / "runs.csv")
+    assert _row(summary, task="deblurring", method="full", group="main")["train_precision"] == "bf16"
+    assert _row(summary, task="deblurring", method="no_sam", group="ablation")["train_precision"] == "fp32"
+    assert _row(summary, task="deraining", dataset="Average", method="full")["train_precision"] == "bf16"
+    assert summary.loc[summary["group"].isin(["input", "paper"]), "train_precision"].isna().all()
+    assert set(runs.loc[runs["group"] == "ablation", "train_precision"]) == {"fp32"}
+    assert precision_note(summary[summary["group"] != "ablation"], "deblurring") == [
+        "Trained in bf16; restored in fp32 (bf16 = bf16 autocast)."]
+    assert precision_note(summary, "deblurring", "ablation") == ["Trained in fp32; restored in fp32."]
+    assert precision_note(summary, "deblurring") == [
+        "Trained in bf16: Ours; fp32: Ours, w/o SAM; restored in fp32 (bf16 = bf16 autocast)."]
+    victim = Path(data["scores"][1]["model"])
+    victim.write_bytes(b"truncated")
+    with pytest.raises(DataError, match=f"{victim.name}: not a readable model file"):
+        aggregate(manifest, tmp / "summary.csv", tmp / "runs.csv")
 
 
 def test_the_study_asks_restore_for_its_precision():
@@ -215,6 +257,9 @@ def test_the_study_asks_restore_for_its_precision():
     by_path = {e["path"]: e for e in study.score_entries()}
     assert by_path["results/ci/scores/main/deraining/full/seed0/demo_rain.csv"]["precision"] == "bf16"
     assert by_path["results/ci/scores/input/deraining/demo_rain.csv"]["precision"] is None
+    assert by_path["results/ci/scores/main/deraining/full/seed0/demo_rain.csv"]["model"] == \
+        "results/ci/runs/main/deraining/full/seed0/model_final.pt"  # read for its training precision
+    assert "model" not in by_path["results/ci/scores/input/deraining/demo_rain.csv"]
     config["ci"]["tasks"]["deraining"]["restore"] = {"precision": "fp16"}
     with pytest.raises(ConfigError, match="precision"):
         load_study(config, root / "workflow" / "schemas" / "config.schema.yaml", root)

@@ -350,22 +350,35 @@ def main_results_table(summary: pd.DataFrame, task: str, *, with_average: bool |
     )
 
 
+PRECISION_COLUMNS = (("train_precision", "Trained"), ("restore_precision", "restored"))
+
+
 def precision_note(summary: pd.DataFrame, task: str, group: str | None = None) -> list[str]:
-    """A note saying which arithmetic restored each row of ``task`` (``summary.csv``'s ``precision``):
-    ``Restored in fp32.``, or the methods per precision when they differ. Empty for a summary
-    without the column or without restored rows; rows of ``group`` only, if given."""
-    if "precision" not in summary.columns:
-        return []
-    rows = summary[(summary["task"] == task) & summary["precision"].notna()]
+    """One note saying which arithmetic trained and restored the rows of ``task``
+    (``summary.csv``'s ``train_precision`` and ``precision``): ``Trained in bf16; restored in fp32
+    (bf16 = bf16 autocast).``, or the methods per precision where they differ. Empty for a
+    summary without those columns or rows; rows of ``group`` only, if given."""
+    rows = summary[summary["task"] == task].rename(columns={"precision": "restore_precision"})
     if group is not None and "group" in rows.columns:
         rows = rows[rows["group"].astype(str) == group]
-    by_precision = {p: list(dict.fromkeys(rows.loc[rows["precision"] == p, "method"])) for p in sorted(set(rows["precision"]))}
-    if not by_precision:
+    phrases, seen = [], set()
+    for column, verb in PRECISION_COLUMNS:
+        if column not in rows.columns:
+            continue
+        known = rows[rows[column].notna()]
+        by_precision = {p: list(dict.fromkeys(known.loc[known[column] == p, "method"])) for p in sorted(set(known[column]))}
+        seen.update(by_precision)
+        if len(by_precision) == 1:
+            phrases.append(f"{verb} in {next(iter(by_precision))}")
+        elif by_precision:
+            phrases.append(f"{verb} in " + "; ".join(
+                f"{p}: {', '.join(method_label(m) for m in methods)}" for p, methods in by_precision.items()))
+    if not phrases:
         return []
-    if len(by_precision) == 1:
-        return [f"Restored in {next(iter(by_precision))}" + (" (bf16 autocast)." if "bf16" in by_precision else ".")]
-    parts = [f"{p}: {', '.join(method_label(m) for m in methods)}" for p, methods in by_precision.items()]
-    return ["Restored in " + "; ".join(parts) + " (bf16 = bf16 autocast of the forward pass)."]
+    text = "; ".join(phrases)
+    text = text[0].upper() + text[1:]
+    autocast = sorted(p for p in {"bf16", "fp16"} if any(p in value.split("+") for value in seen))
+    return [text + (f" ({', '.join(f'{p} = {p} autocast' for p in autocast)})." if autocast else ".")]
 
 
 # --------------------------------------------------------------------------------------------

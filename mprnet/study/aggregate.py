@@ -7,7 +7,9 @@ score file with what it scores; this module reads them and writes
   (``input``, ``main``, ``ablation``, ``official_weights``, ``released_results``, ``paper``),
   ``n_seeds``, ``psnr_std``, ``ssim_std`` (standard deviation over seeds, empty for one seed),
   ``precision`` (``fp32`` or ``bf16``: the arithmetic the images were restored in; empty for the
-  inputs, released results and the paper).
+  inputs, released results and the paper), ``train_precision`` (``fp32``, ``bf16`` or ``fp16``:
+  the arithmetic the model trained in, as its model file records it; ``train.amp: auto`` makes
+  it depend on the machine; empty where the study did not train the model).
   A method's PSNR/SSIM is the mean over images of each seed's run, then the mean over seeds, as
   the paper reports per-dataset means. A task whose published numbers include ``Average``
   (deraining) gets an ``Average`` row per method: the mean of its dataset means, as the paper's.
@@ -28,7 +30,7 @@ from ..csv_files import read_csv_checked
 from ..errors import ConfigError, DataError
 
 SUMMARY_COLUMNS = ["task", "dataset", "method", "psnr", "ssim", "n_images", "group", "n_seeds",
-                   "psnr_std", "ssim_std", "precision"]
+                   "psnr_std", "ssim_std", "precision", "train_precision"]
 GROUP_ORDER = ["paper", "input", "official_weights", "released_results", "main", "ablation"]
 AVERAGE = "Average"
 
@@ -48,15 +50,23 @@ def read_scores(path: str | Path):
 
 
 def run_rows(manifest: dict, root: str | Path = ".") -> list[dict[str, Any]]:
-    """One row per score file of the manifest: its identity and its mean PSNR/SSIM."""
-    rows = []
+    """One row per score file of the manifest: its identity, its mean PSNR/SSIM, the precision
+    its images were restored in and the one its model trained in (read from the model file the
+    entry names, ``mprnet.precision.trained_precision``; None for inputs and released files)."""
+    from ..precision import trained_precision
+
+    rows, trained = [], {}
     for entry in manifest.get("scores", []):
         frame = read_scores(Path(root, entry["path"]))
+        model = entry.get("model")
+        if model and model not in trained:
+            trained[model] = trained_precision(Path(root, model))
         rows.append({
             "task": entry["task"], "dataset": entry["dataset"], "method": entry["method"],
             "group": entry["group"], "seed": entry.get("seed"),
             "psnr": float(frame["psnr"].mean()), "ssim": float(frame["ssim"].mean()),
-            "n_images": int(len(frame)), "precision": entry.get("precision"), "scores": entry["path"],
+            "n_images": int(len(frame)), "precision": entry.get("precision"),
+            "train_precision": trained.get(model), "scores": entry["path"],
         })
     return rows
 
@@ -84,22 +94,24 @@ def summarise(runs: list[dict[str, Any]], published: dict, averaged_tasks: set[s
                             f"({sorted(n_images)})")
         out.append({"task": task, "dataset": dataset, "method": method, "psnr": psnr, "ssim": ssim,
                     "n_images": n_images.pop(), "group": group, "n_seeds": len(seeds),
-                    "psnr_std": psnr_std, "ssim_std": ssim_std, "precision": _precision(seeds)})
+                    "psnr_std": psnr_std, "ssim_std": ssim_std, "precision": _precision(seeds),
+                    "train_precision": _precision(seeds, "train_precision")})
     out += _average_rows(out, published, averaged_tasks)
     for task, datasets in published.items():
         for dataset, scores in datasets.items():
             out.append({"task": task, "dataset": dataset, "method": "paper", "psnr": scores.get("psnr"),
                         "ssim": scores.get("ssim"), "n_images": None, "group": "paper",
-                        "n_seeds": None, "psnr_std": None, "ssim_std": None, "precision": None})
+                        "n_seeds": None, "psnr_std": None, "ssim_std": None, "precision": None,
+                        "train_precision": None})
     order = {g: i for i, g in enumerate(GROUP_ORDER)}
     out.sort(key=lambda r: (r["task"], r["dataset"] == AVERAGE, r["dataset"],
                             order.get(r["group"], len(order)), r["method"]))
     return out
 
 
-def _precision(rows: list[dict]) -> str | None:
-    """The precision shared by ``rows`` (``a+b`` if they differ; None for unrestored rows)."""
-    values = sorted({r.get("precision") for r in rows if r.get("precision")})
+def _precision(rows: list[dict], column: str = "precision") -> str | None:
+    """The precision (``column``) shared by ``rows`` (``a+b`` if they differ; None where none)."""
+    values = sorted({r.get(column) for r in rows if r.get(column)})
     return "+".join(values) or None
 
 
@@ -122,7 +134,7 @@ def _average_rows(rows: list[dict], published: dict, averaged_tasks: set[str]) -
                 "ssim": sum(r["ssim"] for r in chosen) / len(chosen),
                 "n_images": sum(r["n_images"] for r in chosen), "group": group,
                 "n_seeds": min(r["n_seeds"] for r in chosen), "psnr_std": None, "ssim_std": None,
-                "precision": _precision(chosen),
+                "precision": _precision(chosen), "train_precision": _precision(chosen, "train_precision"),
             })
     return averages
 
@@ -153,7 +165,8 @@ def aggregate(manifest_path: str | Path, summary: str | Path, runs_csv: str | Pa
     with atomic_path(summary) as tmp:
         _frame(rows, SUMMARY_COLUMNS).to_csv(tmp, index=False, float_format="%.10g")
     if runs_csv:
-        cols = ["task", "dataset", "method", "group", "seed", "psnr", "ssim", "n_images", "precision", "scores"]
+        cols = ["task", "dataset", "method", "group", "seed", "psnr", "ssim", "n_images", "precision",
+                "train_precision", "scores"]
         with atomic_path(runs_csv) as tmp:
             _frame(runs, cols).to_csv(tmp, index=False, float_format="%.10g")
     if metrics:

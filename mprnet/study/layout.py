@@ -44,6 +44,8 @@ FIGURES = ("paper_vs_ours", "ablation_bars", "per_image_psnr", "training_curves"
 # The comparison grids: one per (task, scored test set) of the main models, one per ablation set.
 VISUAL_KINDS = {"visual": "main", "ablation_visual": "ablation"}
 
+# The groups of training runs (the first path component of a run's source key).
+RUN_GROUPS = ("main", "ablation")
 # Sources that are not training runs, by their first path component.
 OFFICIAL_WEIGHTS = "official_weights"
 INPUT = "input"

@@ -269,6 +269,8 @@ class Study:
             if source.seed is not None or source.group == layout.OFFICIAL_WEIGHTS:
                 entry["seed"] = source.seed
             entry["precision"] = self.precision(source)
+            if source.group in layout.RUN_GROUPS:
+                entry["model"] = self.checkpoint(source)  # says what precision it trained in
             entry["path"] = self.scores_file(source, ts)
             entries.append(entry)
         return entries

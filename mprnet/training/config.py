@@ -36,7 +36,9 @@ and ``training.yml``) and is checked against ``run_config.schema.json``. Section
 ``mixup``
     Denoising: ``enabled`` from epoch ``start_epoch`` (6) with Beta(``alpha``=0.6, 0.6) per sample.
 ``train``
-    ``amp`` ``none`` | ``bf16`` | ``fp16`` (autocast; fp16 adds a GradScaler), ``channels_last``,
+    ``amp`` ``none`` | ``bf16`` | ``fp16`` (autocast; fp16 adds a GradScaler) | ``auto`` (bf16 where
+    the device computes it natively, fp32 elsewhere: ``mprnet.precision``; a resumed run keeps the
+    precision it started in; ``config.yaml`` records the result), ``channels_last``,
     validation every ``val_every_epochs`` (20 / 5 / 1) or, if set, ``val_every_iterations``.
 ``runtime``
     Settings that do not change the trained weights and may differ on ``--resume``: ``device``
@@ -65,6 +67,9 @@ from ..yaml_files import read_yaml_mapping
 TASKS = tuple(PRESETS)
 # Sections a resumed run may change without changing the weights it produces.
 RESUME_FREE_SECTIONS = ("runtime",)
+# Keys whose value ``auto`` the trainer resolves on the machine (the effective config holds the
+# result): ``auto`` matches any value there, so a run resolved to bf16 is still the run asked for.
+MACHINE_RESOLVED = {"train.amp": "auto"}
 
 
 def _package_json(name: str) -> dict:
@@ -175,6 +180,8 @@ def config_differences(old: dict, new: dict, ignore: tuple[str, ...] = RESUME_FR
                 if not prefix and key in ignore:
                     continue
                 walk(a.get(key), b.get(key), dotted)
+        elif prefix in MACHINE_RESOLVED and MACHINE_RESOLVED[prefix] in (a, b):
+            return
         elif _normal(a) != _normal(b):
             diffs.append(f"{prefix} ({a!r} -> {b!r})")
 

@@ -366,6 +366,9 @@ class Trainer:
         any training step) when a setting, a training pair or the checkpoint to resume is bad."""
         self._configure_device()
         state = self._existing_state(resume)
+        self._choose_precision(state)
+        if state is not None:
+            self._check_same_config(state)
         self._scan_data()
         self._build_model(state)
         self._build_optimizer(state)
@@ -381,27 +384,43 @@ class Trainer:
         self.device = _pick_device(rt["device"], self.dist.local_rank)
         if self.device.type == "cuda":
             torch.cuda.set_device(self.device)
-        if tr["amp"] != "none" and self.device.type == "cpu" and tr["amp"] == "fp16":
-            raise ConfigError("train.amp: fp16 autocast needs a GPU (use bf16 or none on CPU)")
         if rt["deterministic"]:
             torch.use_deterministic_algorithms(True)
             os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.backends.cudnn.benchmark = not rt["deterministic"]
-        self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(tr["amp"])
         self.memory_format = torch.channels_last if tr["channels_last"] else torch.contiguous_format
 
     def _existing_state(self, resume: bool) -> dict | None:
-        """The checkpoint to continue from, checked against the config; ``None`` to start."""
+        """The checkpoint to continue from; ``None`` to start."""
         path = self.ckpt_path
         if not path.exists():
             return None
         if not resume:
             raise ConfigError(f"{path}: a run already exists here; pass --resume to continue it or choose another --out")
-        state = load_checkpoint(path)
+        return load_checkpoint(path)
+
+    def _choose_precision(self, state: dict | None) -> None:
+        """Resolve ``train.amp`` for this device (``mprnet.precision.resolve_amp``: ``auto`` keeps
+        a resumed run's precision, else bf16 where native and fp32 elsewhere; emulated bf16 is a
+        ``ConfigError``) and write the result into the effective config, which ``config.yaml``,
+        every checkpoint and ``model_final.pt`` carry."""
+        import torch
+
+        from ..precision import AMP_PRECISION, resolve_amp
+
+        tr = self.tr
+        previous = state["config"]["train"]["amp"] if state is not None else None
+        amp, why = resolve_amp(tr["amp"], str(self.device), previous=previous)
+        if self.dist.is_main and tr["amp"] == "auto":
+            print(f"mprnet train: train.amp auto -> {amp} ({AMP_PRECISION[amp]}): {why}", file=GuardedStream(sys.stderr))
+        tr["amp"] = amp
+        self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(amp)
+
+    def _check_same_config(self, state: dict) -> None:
         diffs = config_differences(state["config"], self.cfg)
         if diffs:
-            raise ConfigError(f"{path}: was trained with a different config; differing keys: " + "; ".join(diffs[:8]))
-        return state
+            raise ConfigError(f"{self.ckpt_path}: was trained with a different config; differing keys: "
+                              + "; ".join(diffs[:8]))
 
     def _scan_data(self) -> None:
         """Check every input before any training time is spent. Checksums are read by the main

@@ -46,10 +46,12 @@ rule study_manifest:
         "../scripts/study_manifest.py"
 
 
+# The models are read for the precision they trained in (summary.csv's train_precision).
 rule aggregate:
     input:
         manifest=layout.STUDY_MANIFEST,
         scores=get_all_scores,
+        models=STUDY.run_files(layout.MODEL),
     output:
         summary=layout.SUMMARY,
         runs=layout.RUNS,
