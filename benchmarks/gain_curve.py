@@ -94,7 +94,7 @@ def run(args, eps: float, train, test) -> list[dict]:
     n_feat, unet, orsnet = args.widths
     net = MPRNet(n_feat=n_feat, scale_unetfeats=unet, scale_orsnetfeats=orsnet, num_cab=args.num_cab)
     optimizer = torch.optim.Adam(net.parameters(), lr=args.lr, betas=tuple(args.betas), eps=1e-8)
-    schedule = WarmupCosine(args.lr, 1e-6, args.warmup, max(1, args.iterations - args.warmup))
+    schedule = WarmupCosine(args.lr, 1e-6, args.warmup, args.t_max or max(1, args.iterations - args.warmup))
     criterion = StageLoss(edge_weight=args.edge_weight, clamp_outputs=args.protocol == "sidd", eps=eps)
     scaler = torch.amp.GradScaler("cpu", enabled=False)
     amp_dtype = torch.bfloat16 if args.amp == "bf16" else None
@@ -133,6 +133,8 @@ def main() -> None:
     parser.add_argument("--betas", type=float, nargs=2, default=[0.9, 0.999], help="Adam betas (official 0.9 0.999)")
     parser.add_argument("--warmup", type=int, default=20)
     parser.add_argument("--iterations", type=int, default=600)
+    parser.add_argument("--t-max", type=int, default=None,
+                        help="cosine period in iterations after the warm-up (schedule.t_max; default: the rest of the run)")
     parser.add_argument("--eval-every", type=int, default=150)
     parser.add_argument("--amp", choices=["auto", "bf16", "none"], default="auto",
                         help="as train.amp (auto: bf16 where the CPU computes it natively, else fp32)")
