@@ -39,7 +39,12 @@ expected = {("input", "degraded"), ("main", "full"), ("ablation", "full"), ("abl
 missing = expected - methods
 assert not missing, f"summary.csv lacks {sorted(missing)}"
 assert summary.loc[summary["group"] != "paper", "psnr"].notna().all()
-print(f"{sys.argv[1]}: {len(summary)} rows, methods {sorted(methods)}")
+# train.amp auto: every trained row says the precision this machine resolves auto to.
+from mprnet.precision import AMP_PRECISION, resolve_amp
+expected_precision = AMP_PRECISION[resolve_amp("auto", "cpu")[0]]
+trained = summary[summary["group"].isin(["main", "ablation"])]
+assert set(trained["train_precision"]) == {expected_precision}, set(trained["train_precision"])
+print(f"{sys.argv[1]}: {len(summary)} rows, methods {sorted(methods)}, trained in {expected_precision}")
 PY
 }
 

@@ -233,7 +233,7 @@ def test_each_row_says_which_precision_trained_it(study, tmp_path):
     assert set(runs.loc[runs["group"] == "ablation", "train_precision"]) == {"fp32"}
     assert precision_note(summary[summary["group"] != "ablation"], "deblurring") == [
         "Trained in bf16; restored in fp32 (bf16 = bf16 autocast)."]
-    assert precision_note(summary, "deblurring", "ablation") == ["Trained in fp32; restored in fp32."]
+    assert precision_note(summary, "deblurring", "ablation") == ["Trained and restored in fp32."]
     assert precision_note(summary, "deblurring") == [
         "Trained in bf16: Ours; fp32: Ours, w/o SAM; restored in fp32 (bf16 = bf16 autocast)."]
     victim = Path(data["scores"][1]["model"])

@@ -375,6 +375,8 @@ def precision_note(summary: pd.DataFrame, task: str, group: str | None = None) -
                 f"{p}: {', '.join(method_label(m) for m in methods)}" for p, methods in by_precision.items()))
     if not phrases:
         return []
+    if len(phrases) == 2 and phrases[0].split(" in ", 1)[1] == phrases[1].split(" in ", 1)[1]:
+        phrases = [f"Trained and restored in {phrases[0].split(' in ', 1)[1]}"]
     text = "; ".join(phrases)
     text = text[0].upper() + text[1:]
     autocast = sorted(p for p in {"bf16", "fp16"} if any(p in value.split("+") for value in seen))
