@@ -252,8 +252,19 @@ def _content_range_total(value: str) -> int | None:
 # --------------------------------------------------------------------------- Google Drive
 
 def gdrive_download(url: str, out_dir: Path, *, folder: bool, filename: str | None = None,
-                    retries: int = 5, quiet: bool = False) -> None:
-    """Fetch a Google Drive file or folder into ``out_dir`` through gdown (resuming, retrying)."""
+                    retries: int = 5, quiet: bool = False, source_id: str | None = None) -> None:
+    """Fetch a Google Drive file or folder into ``out_dir`` through gdown (resuming, retrying).
+
+    gdown must meet the floor of ``pyproject.toml`` (checked first: gdown 5.x lists at most 50
+    files of a Drive folder, and the test sets are folders of 98 to 13,711 files; versions
+    before 6.3 lack the ``retries`` argument). Every failure becomes a ``DataError`` naming
+    the source and what to do: Drive's quota, a network failure (resumed on the next run), or
+    a failure inside gdown itself.
+    """
+    from ..deps import require
+
+    label = f"source {source_id!r} ({url})" if source_id else url
+    require("gdown")
     import gdown
     import requests
     from gdown.exceptions import DownloadError, FileURLRetrievalError
@@ -268,13 +279,29 @@ def gdrive_download(url: str, out_dir: Path, *, folder: bool, filename: str | No
     except FileURLRetrievalError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DataError(
-            f"{url}: Google Drive did not hand out the file ({first}). This is usually the download "
+            f"{label}: Google Drive did not hand out the file ({first}). This is usually the download "
             "quota ('Too many users have viewed or downloaded this file recently'): try again in 24 "
             "hours, download it in a browser into the drop folder, or use a mirror (--mirror). "
             "Completed files are kept and the next run resumes."
         ) from None
     except (DownloadError, requests.RequestException, OSError) as exc:
-        raise DataError(f"{url}: Google Drive download failed ({_short(exc)}); the next run resumes") from None
+        raise DataError(f"{label}: Google Drive download failed ({_short(exc)}); the next run resumes") from None
+    except Exception as exc:  # noqa: BLE001 - gdown failed in itself: say so, with the fix
+        raise DataError(_gdown_failure(label, exc)) from None
+
+
+def _gdown_failure(label: str, exc: Exception) -> str:
+    from importlib.metadata import version
+
+    from ..deps import FIX
+
+    what = f"{type(exc).__name__}: {_short(exc)}"
+    if "FolderContentsMaximumLimit" in type(exc).__name__ or "at least 50 files" in str(exc):
+        return (f"{label}: gdown {version('gdown')} stops at 50 files per Google Drive folder ({what}); "
+                f"gdown 6 lists whole folders: {FIX}, or pip install 'gdown>=6.3'. Completed files are kept.")
+    return (f"{label}: gdown {version('gdown')} failed inside the library ({what}). Install the versions this "
+            f"project is tested with ({FIX}) and run again (completed files are kept), or download the files "
+            "in a browser into the drop folder, or use a mirror (--mirror).")
 
 
 # --------------------------------------------------------------------------- sources
@@ -422,8 +449,8 @@ def _fetch_source(source_id: str, source: dict, *, downloads: Path, drop: Path, 
                           retry=retry, progress=progress)
         where = source["url"]
     elif kind in ("gdrive_file", "gdrive_folder"):
-        gdrive_download(source["url"], partial, folder=kind == "gdrive_folder",
-                        filename=source.get("filename"), retries=retry.retries, quiet=not progress)
+        gdrive_download(source["url"], partial, folder=kind == "gdrive_folder", filename=source.get("filename"),
+                        retries=retry.retries, quiet=not progress, source_id=source_id)
         where = source["url"]
     elif kind == "manual":
         dropped = drop / source_id
