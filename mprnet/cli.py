@@ -1,7 +1,9 @@
 """The ``mprnet`` command: one sub-command per step of the study.
 
 Each area of the package registers its own sub-commands through ``register(subparsers)``;
-errors caused by the user's input (``MPRNetError``) print one line and exit with status 2.
+errors caused by the user's input (``MPRNetError``) print one line and exit with status 2, and
+so does a failure inside a library older than the floor ``pyproject.toml`` gives it (the line
+names the library and the fix, :mod:`mprnet.deps`).
 """
 
 from __future__ import annotations
@@ -40,6 +42,17 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"mprnet {args.command}: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:
+        # A failure inside a library older than the floor pyproject.toml gives it is a set-up
+        # problem: say which library and how to fix it. Anything else is a bug: its traceback.
+        from .deps import outdated
+
+        old = outdated()
+        if not old:
+            raise
+        print(f"mprnet {args.command}: error: {type(exc).__name__}: {exc}; probably because "
+              + "; ".join(floor.message() for floor in old), file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

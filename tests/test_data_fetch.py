@@ -13,9 +13,9 @@ import yaml
 
 from http_server import FileServer
 from mprnet.data.fetch import (
-    ManualDownloadRequired, RetryPolicy, fetch_source, http_download, looks_like_html,
+    ManualDownloadRequired, RetryPolicy, fetch_source, hash_files, http_download, looks_like_html,
 )
-from mprnet.data.lock import LockFile
+from mprnet.data.lock import LockFile, SourceLocks, trusted_lock
 from mprnet.errors import DataError
 
 FAST = RetryPolicy(retries=3, backoff=0.001, max_backoff=0.01)
@@ -126,34 +126,103 @@ def _zip_bytes(files: dict[str, bytes]) -> bytes:
     return buffer.getvalue()
 
 
-def test_http_source_records_then_enforces_the_lock(server, tmp_path):
-    archive = _zip_bytes({"set/input/1.png": b"a", "set/target/1.png": b"b"})
-    server.add("/set.zip", archive)
-    source = {"kind": "http", "url": server.url("/set.zip"), "title": "t"}
-    lock = LockFile(tmp_path / "datasets.lock.yaml")
-    downloads = tmp_path / "downloads"
-    folder = fetch_source("demo", source, downloads=downloads, drop=tmp_path / "drop", lock=lock,
-                          retry=FAST, progress=False)
-    assert (folder / "set.zip").read_bytes() == archive
-    saved = yaml.safe_load((tmp_path / "datasets.lock.yaml").read_text())
-    assert saved["sources"]["demo"]["set.zip"] == {"size": len(archive), "sha256": sha(archive)}
+def _png(value: int, size: int = 8) -> bytes:
+    import numpy as np
+    from PIL import Image
 
-    # The remote file changes: the next fresh download is refused and leaves nothing behind.
+    buffer = io.BytesIO()
+    Image.fromarray(np.full((size, size, 3), value, np.uint8)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _http_registry(tmp_path: Path, url: str, count: int | None = None) -> Path:
+    """A registry with one http source and one paired_folders dataset ``x`` reading it."""
+    split = {"source": "x_http"} if count is None else {"source": "x_http", "count": count}
+    registry = tmp_path / "datasets.yaml"
+    registry.write_text(yaml.safe_dump({
+        "schema_version": 1,
+        "sources": {"x_http": {"kind": "http", "url": url, "title": "x"}},
+        "datasets": {"x": {"title": "x", "task": "deraining", "role": "test", "protocol": "y_channel",
+                           "licence": "test", "layout": {"converter": "paired_folders", "original": "-", "stem": "number",
+                                                         "splits": {"test": split}}}},
+    }))
+    return registry
+
+
+def test_trust_on_first_successful_prepare_then_every_download_is_compared(server, tmp_path, capsys):
+    """The first download is not the truth: the first prepare that succeeds is. It records every
+    file of the source beside the data; a later download with other bytes is refused by file."""
+    from mprnet.cli import main
+
+    first = _zip_bytes({"set/input/1.png": _png(1), "set/target/1.png": _png(2)})
+    server.add("/set.zip", first)
+    args = ["--registry", str(_http_registry(tmp_path, server.url("/set.zip"), count=1)),
+            "--data-dir", str(tmp_path / "data"), "--quiet"]
+    trusted = tmp_path / "data" / "downloads" / "sources.lock.yaml"
+    assert main(["fetch", "x", *args]) == 0
+    assert not trusted.exists() and not (tmp_path / "datasets.lock.yaml").exists()  # nothing trusted yet
+    assert main(["prepare", "x", *args]) == 0
+    saved = yaml.safe_load(trusted.read_text())
+    assert saved["sources"]["x_http"] == {"set.zip": {"size": len(first), "sha256": sha(first)}}
+    assert "known_hosts" in trusted.read_text().splitlines()[0]
+    provenance = (tmp_path / "data" / "x" / "test" / "provenance.json").read_text()
+    assert '"state": "trusted"' in provenance and '"recorded_by_this_prepare": true' in provenance
+    assert not (tmp_path / "datasets.lock.yaml").exists()  # the committed lock is not touched
+
+    # The remote file changes: a fresh download is refused, naming the file, and nothing is kept.
     import shutil
 
-    shutil.rmtree(folder)
-    server.add("/set.zip", _zip_bytes({"set/input/1.png": b"changed"}))
-    lock = LockFile(tmp_path / "datasets.lock.yaml")
-    with pytest.raises(DataError, match="checksum mismatch"):
-        fetch_source("demo", source, downloads=downloads, drop=tmp_path / "drop", lock=lock,
-                     retry=FAST, progress=False)
-    assert not (downloads / "demo").exists()
-    assert yaml.safe_load((tmp_path / "datasets.lock.yaml").read_text()) == saved
+    shutil.rmtree(tmp_path / "data" / "downloads" / "x_http")
+    server.add("/set.zip", _zip_bytes({"set/input/1.png": _png(3), "set/target/1.png": _png(2)}))
+    assert main(["fetch", "x", *args]) == 2
+    assert "checksum mismatch for set.zip" in capsys.readouterr().err
+    assert not (tmp_path / "data" / "downloads" / "x_http").exists()
+    assert yaml.safe_load(trusted.read_text()) == saved
+    # --update-lock accepts the change on purpose, in the lock that holds the source.
+    assert main(["fetch", "x", *args, "--update-lock"]) == 0
+    assert yaml.safe_load(trusted.read_text())["sources"]["x_http"]["set.zip"]["sha256"] != sha(first)
 
-    # --update-lock accepts the change on purpose.
-    folder = fetch_source("demo", source, downloads=downloads, drop=tmp_path / "drop", lock=lock,
-                          update_lock=True, retry=FAST, progress=False)
-    assert yaml.safe_load((tmp_path / "datasets.lock.yaml").read_text()) != saved
+
+def test_a_defective_first_copy_is_never_trusted(server, tmp_path, capsys):
+    """A first download that prepare refuses (one pair short of the registry's count) records
+    nothing, so the complete copy that comes later is accepted, and trusted, as it should be."""
+    from mprnet.cli import main
+
+    server.add("/set.zip", _zip_bytes({"set/input/1.png": _png(1), "set/target/1.png": _png(2)}))
+    args = ["--registry", str(_http_registry(tmp_path, server.url("/set.zip"), count=2)),
+            "--data-dir", str(tmp_path / "data"), "--quiet"]
+    trusted = tmp_path / "data" / "downloads" / "sources.lock.yaml"
+    assert main(["prepare", "x", "--fetch", *args]) == 2
+    assert "1 pairs, but" in capsys.readouterr().err and not trusted.exists()
+    # Accepted on purpose with --allow-count-mismatch: written, but still not trusted.
+    with pytest.warns(UserWarning, match="expects 2"):
+        assert main(["prepare", "x", *args, "--allow-count-mismatch"]) == 0
+    assert not trusted.exists()
+    assert '"recorded_by_this_prepare": false' in (tmp_path / "data" / "x" / "test" / "provenance.json").read_text()
+
+    import shutil
+
+    shutil.rmtree(tmp_path / "data" / "downloads" / "x_http")
+    complete = _zip_bytes({"set/input/1.png": _png(1), "set/target/1.png": _png(2),
+                           "set/input/2.png": _png(4), "set/target/2.png": _png(5)})
+    server.add("/set.zip", complete)
+    assert main(["prepare", "x", "--fetch", "--force", *args]) == 0
+    assert yaml.safe_load(trusted.read_text())["sources"]["x_http"]["set.zip"]["sha256"] == sha(complete)
+
+
+def test_a_pinned_source_is_never_recorded_again(server, tmp_path):
+    """A source the committed lock pins is compared with it, and the trusted lock stays empty."""
+    from mprnet.cli import main
+
+    archive = _zip_bytes({"set/input/1.png": _png(1), "set/target/1.png": _png(2)})
+    server.add("/set.zip", archive)
+    registry = _http_registry(tmp_path, server.url("/set.zip"))
+    (tmp_path / "datasets.lock.yaml").write_text(yaml.safe_dump(
+        {"sources": {"x_http": {"set.zip": {"size": len(archive), "sha256": sha(archive)}}}}))
+    args = ["--registry", str(registry), "--data-dir", str(tmp_path / "data"), "--quiet"]
+    assert main(["prepare", "x", "--fetch", *args]) == 0
+    assert not (tmp_path / "data" / "downloads" / "sources.lock.yaml").exists()
+    assert '"state": "pinned"' in (tmp_path / "data" / "x" / "test" / "provenance.json").read_text()
 
 
 def test_truncated_archive_is_refused(server, tmp_path):
@@ -179,7 +248,7 @@ def test_mirror_serves_every_locked_file(server, tmp_path, scheme):
     lock_path.write_text(yaml.safe_dump({"sources": {"dnd": {
         rel: {"size": len(d), "sha256": sha(d)} for rel, d in files.items()}}}))
     source = {"kind": "manual", "url": "https://noise.visinf.tu-darmstadt.de/downloads/", "title": "DND",
-              "expect": [{"glob": "**/info.mat", "count": 1}]}
+              "download": ["info.mat and images_srgb/"]}
     folder = fetch_source("dnd", source, downloads=tmp_path / "downloads", drop=tmp_path / "drop",
                           lock=LockFile(lock_path), mirror=mirror, retry=FAST, progress=False)
     assert {p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*") if p.is_file()} == files
@@ -187,7 +256,7 @@ def test_mirror_serves_every_locked_file(server, tmp_path, scheme):
 
 def test_mirror_without_lock_entries_is_an_error(tmp_path):
     source = {"kind": "gdrive_folder", "url": "https://drive.google.com/drive/folders/x", "title": "t"}
-    with pytest.raises(DataError, match="has no files for it"):
+    with pytest.raises(DataError, match=r"neither .*lock.yaml nor .*sources.lock.yaml has files for it"):
         fetch_source("x", source, downloads=tmp_path / "d", drop=tmp_path / "drop",
                      lock=LockFile(tmp_path / "lock.yaml"), mirror="http://127.0.0.1:9/")
 
@@ -195,7 +264,7 @@ def test_mirror_without_lock_entries_is_an_error(tmp_path):
 def test_manual_source_prints_instructions_then_picks_up_the_drop_folder(tmp_path):
     source = {"kind": "manual", "url": "https://www.eecs.yorku.ca/~kamel/sidd/benchmark.php", "title": "SIDD",
               "registration": "Download the sRGB validation blocks.",
-              "expect": [{"glob": ["ValidationGtBlocksSrgb.mat", "**/ValidationGtBlocksSrgb.mat"]}]}
+              "download": ["ValidationGtBlocksSrgb.mat"]}
     kwargs = dict(downloads=tmp_path / "downloads", drop=tmp_path / "drop", lock=LockFile(tmp_path / "lock.yaml"))
     with pytest.raises(ManualDownloadRequired) as info:
         fetch_source("sidd_benchmark", source, **kwargs)
@@ -217,7 +286,7 @@ def test_a_dropped_file_that_fails_its_check_is_handed_back_never_deleted(tmp_pa
         "rain/1.png": {"size": len(good), "sha256": sha(good)},
         "norain/1.png": {"size": len(other), "sha256": sha(other)}}}}))
     source = {"kind": "manual", "url": "https://example.org/rain", "title": "rain",
-              "expect": [{"glob": "**/*.png", "count": 2}]}
+              "download": ["rain/ and norain/"]}
     drop = tmp_path / "drop" / "rain"
     dropped = {"rain/1.png": b"<!DOCTYPE html><html>sign in</html>" if bad == "an HTML page" else b"other bytes",
                "norain/1.png": other}
@@ -254,7 +323,7 @@ def test_gdrive_folder_goes_through_gdown(monkeypatch, tmp_path):
                           lock=LockFile(tmp_path / "lock.yaml"), retry=RetryPolicy(retries=4), progress=False)
     assert calls == [{"url": url, "resume": True, "retries": 4}]
     assert (folder / "test" / "input" / "1.png").is_file()
-    assert "test/input/1.png" in (tmp_path / "lock.yaml").read_text()
+    assert not (tmp_path / "lock.yaml").exists()  # recorded by the first successful prepare, not here
 
 
 def test_gdrive_file_uses_the_registry_filename(monkeypatch, tmp_path):
@@ -310,15 +379,6 @@ def test_gdrive_saving_an_html_page_is_refused(monkeypatch, tmp_path):
 
 # --------------------------------------------------------------------------- command line
 
-def _png(value: int) -> bytes:
-    import numpy as np
-    from PIL import Image
-
-    buffer = io.BytesIO()
-    Image.fromarray(np.full((8, 8, 3), value, np.uint8)).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
 def test_fetch_command_end_to_end(server, tmp_path, capsys):
     from mprnet.cli import main
 
@@ -330,18 +390,19 @@ def test_fetch_command_end_to_end(server, tmp_path, capsys):
         "sources": {"x_http": {"kind": "http", "url": server.url("/x.zip"), "title": "x"}},
         "datasets": {"x": {"title": "x", "task": "deraining", "role": "test", "protocol": "y_channel",
                            "licence": "test", "layout": {"converter": "paired_folders", "original": "-",
-                                                         "splits": {"test": {"source": "x_http"}}}}},
+                                                         "stem": "number", "splits": {"test": {"source": "x_http"}}}}},
     }))
     args = ["--registry", str(registry), "--data-dir", str(tmp_path / "data")]
     assert main(["fetch", "x", *args, "--quiet"]) == 0
     assert (tmp_path / "data" / "downloads" / "x_http" / "x.zip").read_bytes() == archive
-    assert (tmp_path / "datasets.lock.yaml").is_file()
+    assert not (tmp_path / "datasets.lock.yaml").is_file()
     assert main(["datasets", *args]) == 0
     assert "fetched" in capsys.readouterr().out
     # prepare --fetch: fetching again is a no-op, then the zip is unpacked and laid out.
     assert main(["prepare", "x", *args, "--fetch", "--quiet"]) == 0
     assert (tmp_path / "data" / "x" / "test" / "target" / "1.png").read_bytes() == _png(2)
     assert len(server.ranges("/x.zip")) == 1
+    assert "x_http" in (tmp_path / "data" / "downloads" / "sources.lock.yaml").read_text()
 
 
 # --------------------------------------------------------------------------- parallel jobs
@@ -379,6 +440,9 @@ def test_verify_rehashes_a_fetched_source(server, tmp_path):
     source = {"kind": "http", "url": server.url("/set.zip"), "title": "t"}
     kwargs = dict(downloads=tmp_path / "d", drop=tmp_path / "drop", retry=FAST, progress=False)
     folder = fetch_source("s", source, lock=LockFile(tmp_path / "lock.yaml"), **kwargs)
+    with pytest.raises(DataError, match="nothing to verify .* against"):  # not trusted yet
+        fetch_source("s", source, lock=LockFile(tmp_path / "lock.yaml"), verify=True, **kwargs)
+    SourceLocks(LockFile(tmp_path / "lock.yaml"), trusted_lock(tmp_path / "d")).trust("s", hash_files(folder, "s"))
     fetch_source("s", source, lock=LockFile(tmp_path / "lock.yaml"), verify=True, **kwargs)
     (folder / "set.zip").write_bytes(_zip_bytes({"a.txt": b"tampered"}))
     with pytest.raises(DataError, match=r"set\.zip: sha256 .* lock says"):

@@ -12,41 +12,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 from PIL import Image
 
+from data_project import Project, write_dnd
 from image_files import rgb, save
-from mprnet.data.prepare import prepare_dataset, read_manifest
-from mprnet.data.registry import load_registry
+from mprnet.data.prepare import read_manifest
 from mprnet.errors import DataError
 from mprnet.images import read_rgb, to_uint8
-
-
-class Project:
-    """A temporary project: a registry with the given entries and a data folder."""
-
-    def __init__(self, root: Path):
-        self.root = root
-        self.data = root / "data"
-        self.sources: dict = {}
-        self.datasets: dict = {}
-
-    def source(self, sid: str) -> Path:
-        self.sources[sid] = {"kind": "http", "url": f"http://127.0.0.1/{sid}", "title": sid}
-        folder = self.data / "downloads" / sid
-        folder.mkdir(parents=True, exist_ok=True)
-        return folder
-
-    def dataset(self, name: str, converter: str, splits: dict, **extra) -> None:
-        self.datasets[name] = {"title": name, "task": extra.get("task", "deblurring"), "role": "test",
-                               "protocol": extra.get("protocol", "rgb"), "licence": "test",
-                               "layout": {"converter": converter, "original": "-", "splits": splits}}
-
-    def prepare(self, name: str, **kwargs):
-        path = self.root / "datasets.yaml"
-        path.write_text(yaml.safe_dump({"schema_version": 1, "sources": self.sources, "datasets": self.datasets},
-                                       sort_keys=False))
-        return prepare_dataset(name, load_registry(path), data_dir=self.data, progress=False, **kwargs)
 
 
 @pytest.fixture
@@ -173,11 +145,12 @@ def test_realblur_lists(project):
     (base / "RealBlur_J_test_list.txt").write_text(lines[3] + "\n")
     project.dataset("realblur_j_train", "realblur", {
         "train": {"source": "realblur", "list": "RealBlur_J_train_list.txt", "count": 3},
-        "test": {"source": "realblur", "list": "RealBlur_J_test_list.txt", "count": 1}}, protocol="realblur")
+        "test": {"source": "realblur", "list": "RealBlur_J_test_list.txt", "count": 1}}, protocol="realblur",
+        stem="scene_frame")
     train, test = project.prepare("realblur_j_train")
-    check_split(train, ["scene001_1", "scene001_2", "scene230_1"])
-    check_split(test, ["scene230_2"])
-    assert np.array_equal(read_rgb(test / "input" / "scene230_2.png"), rgb(12, 20, 7))
+    check_split(train, ["scene001-1", "scene001-2", "scene230-1"])
+    check_split(test, ["scene230-2"])
+    assert np.array_equal(read_rgb(test / "input" / "scene230-2.png"), rgb(12, 20, 7))
 
 
 # --------------------------------------------------------------------------- .mat layouts
@@ -233,31 +206,13 @@ def test_sidd_medium_patches_are_seeded_crops(project):
     assert len(read_manifest(other / "manifest.csv")) == 8
 
 
-def _write_dnd(folder: Path, images: list[np.ndarray], boxes: list[np.ndarray]) -> None:
-    import h5py
-
-    (folder / "images_srgb").mkdir(parents=True)
-    with h5py.File(folder / "info.mat", "w") as handle:
-        info = handle.create_group("info")
-        refs = handle.create_group("#refs#")
-        ref_list = []
-        for i, b in enumerate(boxes):
-            ref_list.append(refs.create_dataset(f"b{i}", data=b.T.astype(np.float64)).ref)
-        data = np.empty((1, len(ref_list)), dtype=h5py.ref_dtype)
-        data[0, :] = ref_list
-        info.create_dataset("boundingboxes", data=data)
-    for i, image in enumerate(images):
-        with h5py.File(folder / "images_srgb" / f"{i + 1:04d}.mat", "w") as handle:
-            handle.create_dataset("InoisySRGB", data=image.T)
-
-
 def test_dnd_crops(project):
     src = project.source("dnd")
     rng = np.random.default_rng(0)
     images = [rng.random((30, 40, 3)).astype(np.float32) for _ in range(2)]
     # 1-based inclusive MATLAB boxes [r0 c0 r1 c1]
     boxes = [np.array([[1, 1, 8, 8], [11, 21, 20, 40], [23, 5, 30, 16]]), np.array([[2, 3, 9, 10], [21, 31, 30, 40], [5, 5, 12, 12]])]
-    _write_dnd(src / "DND", images, boxes)
+    write_dnd(src / "DND", images, boxes)
     project.dataset("dnd", "dnd_crops", {"test": {"source": "dnd", "count": 6}}, protocol="dnd", task="denoising")
     (out,) = project.prepare("dnd")
     rows = read_manifest(out / "manifest.csv")

@@ -55,11 +55,11 @@ class Project:
     def write_registry(self, splits: dict, *, kind: str = "http") -> None:
         source = {"kind": kind, "url": "http://127.0.0.1/src", "title": "src"}
         if kind == "manual":
-            source["expect"] = [{"glob": "**/*.png"}]
+            source["download"] = ["the rain/norain folders"]
         raw = {"schema_version": 1, "sources": {"src": source},
                "datasets": {"rain": {"title": "rain", "task": "deraining", "role": "test", "protocol": "y_channel",
                                      "licence": "test", "layout": {"converter": "rain_norain", "original": "-",
-                                                                   "splits": splits}}}}
+                                                                   "stem": "number", "splits": splits}}}}
         self.registry_path.write_text(yaml.safe_dump(raw, sort_keys=False))
 
     def prepare(self, splits: dict | None = None, **kwargs):
@@ -106,11 +106,11 @@ def test_rcdnet_layout_train_and_test_in_one_source(project):
               "test": {"source": "src", "folder": ["test", "Rain100L"], "count": 3}}
     train_dir, test_dir = project.prepare(splits)
     assert test_dir == project.data / "rain" / "test"
-    # Stems are N zero-padded, so they sort as numbers: 001 .. 012, not 1, 10, 11, 12, 2.
-    check(train_dir, {f"{n:03d}": p for n, p in data["train"].items()})
-    check(test_dir, {f"{n:03d}": p for n, p in data["test"].items()})
+    # Stems are N, as MPRNet's copy names the same images (N.png): one name per image, whatever the copy.
+    check(train_dir, {str(n): p for n, p in data["train"].items()})
+    check(test_dir, {str(n): p for n, p in data["test"].items()})
     # Byte for byte: an 8-bit RGB PNG is copied as it is.
-    assert (test_dir / "target" / "002.png").read_bytes() == \
+    assert (test_dir / "target" / "2.png").read_bytes() == \
         (project.src / "rain100L" / "test" / "norain" / "norain-2.png").read_bytes()
     assert not [p for p in (project.data / "rain").rglob(".*")]
 
@@ -122,7 +122,7 @@ def test_rcdnet_small_subfolder(project):
         save(project.src / "test" / "small" / "rain" / f"norain-{n}.png", rainy)
         save(project.src / "test" / "small" / "norain" / f"norain-{n}.png", clean)
     (out,) = project.prepare({"test": {"source": "src", "count": 2}})
-    check(out, {f"{n:03d}": p for n, p in data.items()})
+    check(out, {str(n): p for n, p in data.items()})
 
 
 def test_prenet_layouts_with_zero_padded_numbers(project):
@@ -138,8 +138,8 @@ def test_prenet_layouts_with_zero_padded_numbers(project):
     splits = {"train": {"source": "src", "folder": ["train", "RainTrainL"], "count": 3},
               "test": {"source": "src", "folder": ["test", "Rain100L"], "count": 3}}
     train_dir, test_dir = project.prepare(splits)
-    check(train_dir, {f"{n:03d}": p for n, p in train.items()})
-    check(test_dir, {f"{n:03d}": p for n, p in test.items()})
+    check(train_dir, {str(n): p for n, p in train.items()})
+    check(test_dir, {str(n): p for n, p in test.items()})
     provenance = (test_dir / "provenance.json").read_text()
     assert "rainy/rain-N.png + norain-N.png" in provenance
 
@@ -151,7 +151,7 @@ def test_mspfn_crops_of_rain100h(project):
         save(project.src / "test_data" / "R100H" / "inputcrop" / f"{n}.png", rainy)
         save(project.src / "test_data" / "R100H" / "cleancrop" / f"{n}.png", clean)
     (out,) = project.prepare({"test": {"source": "src", "folder": "R100H", "count": 3}})
-    check(out, {f"{n:03d}": p for n, p in data.items()})
+    check(out, {str(n): p for n, p in data.items()})
 
 
 def test_a_source_holding_one_split_flat(project):
@@ -161,7 +161,7 @@ def test_a_source_holding_one_split_flat(project):
         save(project.src / f"rain-{n}.png", rainy)
         save(project.src / f"norain-{n}.png", clean)
     (out,) = project.prepare({"train": {"source": "src"}})
-    check(out, {f"{n:03d}": p for n, p in data.items()})
+    check(out, {str(n): p for n, p in data.items()})
 
 
 def test_shipped_registry_entries():
@@ -172,7 +172,7 @@ def test_shipped_registry_entries():
     assert (test["count"], train["count"]) == (100, 200)
     assert test["source"] == train["source"] == "rain100l_jorder"
     source = registry.sources["rain100l_jorder"]
-    assert source["kind"] == "manual" and source["expect"]
+    assert source["kind"] == "manual" and source["download"]
     # The MPRNet-cropped copy stays a separate entry.
     assert registry.datasets["rain100l"]["layout"]["splits"]["test"]["source"] == "rain_test_gdrive"
     locked = LockFile(registry.lock_path).files("rain100l_jorder")
@@ -226,7 +226,7 @@ def test_a_pair_missing_on_both_sides_is_named_against_the_count(project):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         (out,) = project.prepare({"test": {"source": "src", "count": 6}}, allow_count_mismatch=True)
-    assert [r["stem"] for r in read_manifest(out / "manifest.csv")] == ["001", "002", "004", "005", "007"]
+    assert [r["stem"] for r in read_manifest(out / "manifest.csv")] == ["1", "2", "4", "5", "7"]
     assert "N missing from 1..6: 3, 6" in (out / "provenance.json").read_text()
 
 
@@ -350,7 +350,7 @@ def test_stage_drop_links_the_locked_files_and_fetch_verifies_them(tmp_path, giv
     fetch_source("src", registry.sources["src"], downloads=project.data / "downloads", drop=project.data / "drop",
                  lock=LockFile(registry.lock_path), progress=False)
     (out,) = prepare_dataset("rain", registry, data_dir=project.data, progress=False)
-    assert [r["stem"] for r in read_manifest(out / "manifest.csv")] == ["001", "002"]
+    assert [r["stem"] for r in read_manifest(out / "manifest.csv")] == ["1", "2"]
     assert _snapshot(copy.parent) == before  # the copy itself is never modified
     assert stage_drop(copy, "rain", registry, data_dir=project.data) is None  # fetched already
 

@@ -65,9 +65,42 @@ def test_shipped_registry_is_valid_and_complete():
     assert splits["sidd"]["test"]["count"] == 40 * 32
     assert splits["dnd"]["test"]["count"] == 50 * 20
     assert registry.lock_path == REGISTRY.with_name("datasets.lock.yaml")
-    # Registration-walled sources say what to drop where.
-    for sid in ("dnd", "sidd_benchmark", "sidd_medium_srgb"):
-        assert registry.sources[sid]["kind"] == "manual" and registry.sources[sid]["expect"]
+    # Registration-walled sources say what to download (acceptance is by content, not by these words).
+    for sid in ("dnd", "sidd_benchmark", "sidd_medium_srgb", "realblur_official", "rain100l_jorder"):
+        assert registry.sources[sid]["kind"] == "manual" and registry.sources[sid]["download"]
+    # RealBlur.zip is what the authors' download_dataset.sh fetches: the instructions name it.
+    assert "RealBlur.zip" in " ".join(registry.sources["realblur_official"]["download"])
+
+
+def test_every_image_dataset_names_a_stem_scheme_and_test_sets_share_them_across_copies():
+    """One name per test image: each image-producing dataset names its scheme, and the datasets
+    that are copies of the same test images use the same one (the released results' form)."""
+    from mprnet.data.stems import SCHEMES
+
+    registry = load_registry(REGISTRY)
+    stems = {name: entry["layout"].get("stem") for name, entry in registry.datasets.items()}
+    for name, entry in registry.datasets.items():
+        whole = entry["layout"]["converter"] in ("copy_files", "copy_tree")
+        assert (stems[name] is None) == whole, name
+        assert whole or stems[name] in SCHEMES
+    assert stems["realblur_j"] == stems["realblur_j_train"] == stems["realblur_r"] == stems["realblur_r_train"] \
+        == "scene_frame"
+    assert stems["rain100l"] == stems["rain100l_orig"] == stems["rain100h"] == stems["test100"] == "number"
+    assert stems["gopro"] == "gopro" and stems["sidd"] == stems["dnd"] == "block"
+    assert SCHEMES["scene_frame"].example == "scene230-7"
+
+
+def test_known_defects_are_stated_in_the_registry():
+    registry = load_registry(REGISTRY)
+    defects = {name: " ".join(entry.get("defects", [])) for name, entry in registry.datasets.items()}
+    assert "98 pairs" in defects["test100"] and "13,711" in defects["rain13k"]
+    assert "926_10(1).jpg" in defects["test2800"]
+    assert "blur_gamma" in defects["gopro"]
+    assert "1,079" in defects["hide"] and "942" in defects["hide"]
+    for name in ("rain100l", "rain100h", "rain100l_orig"):
+        assert "Versions" in defects[name], name
+    assert "512x384" in defects["rain100l"]
+    assert all(name in defects["sidd_val"] for name in ("target/", "groundtruth/", "target_crops/"))
 
 
 def _broken(tmp_path: Path, edit) -> Path:
@@ -83,7 +116,13 @@ def _broken(tmp_path: Path, edit) -> Path:
      r"datasets\.gopro\.layout\.converter: 'magic' is not one of"),
     (lambda r: r["datasets"]["hide"].__setitem__("protocol", "psnr"),
      r"datasets\.hide\.protocol: 'psnr' is not one of"),
-    (lambda r: r["sources"]["dnd"].pop("expect"), r"sources\.dnd: 'expect' is a required property"),
+    (lambda r: r["sources"]["dnd"].pop("download"), r"sources\.dnd: 'download' is a required property"),
+    (lambda r: r["datasets"]["gopro"]["layout"].__setitem__("stem", "gopro_names"),
+     r"datasets\.gopro\.layout\.stem: 'gopro_names' is not one of number, "),
+    (lambda r: r["datasets"]["gopro"]["layout"].pop("stem"), r"datasets\.gopro\.layout: 'stem' is a required"),
+    (lambda r: r["datasets"]["gopro"]["layout"]["splits"]["test"].__setitem__("blur_folder", "blur_gamma"),
+     r"datasets\.gopro\.layout\.splits\.test: 'blur_folder' was unexpected|"
+     r"datasets\.gopro\.layout\.splits\.test: Additional properties"),
     (lambda r: r["datasets"]["sidd"]["layout"]["splits"]["test"].__setitem__("source", "nowhere"),
      r"datasets\.sidd\.layout\.splits\.test\.source: unknown source 'nowhere'"),
     (lambda r: r["datasets"]["sidd"]["layout"]["splits"]["test"].__setitem__("list", "x.txt"),
@@ -105,3 +144,17 @@ def test_unreadable_registry(tmp_path):
     registry = load_registry(REGISTRY)
     with pytest.raises(ConfigError, match="no dataset 'gopr0'"):
         registry.dataset("gopr0")
+
+
+def test_datasets_command_shows_stems_locks_and_known_defects(tmp_path, capsys):
+    from mprnet.cli import main
+
+    assert main(["datasets", "--registry", str(REGISTRY), "--data-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    header, *rows = out.split("\n\nKnown defects")[0].splitlines()
+    assert header.split() == ["name", "task", "role", "protocol", "stem", "sources", "state", "lock"]
+    row = {line.split()[0]: line.split() for line in rows}
+    assert row["realblur_j"][4] == "scene230-7" and row["gopro"][4] == "GOPR0884_11_00-000285"
+    assert row["rain100l_orig"][-1] == "pinned" and row["rain100l"][-1] == "-"  # nothing trusted yet
+    defects = out.split("Known defects")[1]
+    assert "  test100: 98 pairs" in defects and "926_10(1).jpg" in defects and "blur_gamma" in defects

@@ -131,7 +131,7 @@ def test_workflow_restores_dnd_from_the_float_crops_and_bundles_that_run(tmp_pat
         "schema_version": 1,
         "sources": {"dnd": {"kind": "http", "url": "http://127.0.0.1/dnd", "title": "dnd"}},
         "datasets": {"dnd": {"title": "dnd", "task": "denoising", "role": "test", "protocol": "dnd", "licence": "-",
-                             "layout": {"converter": "dnd_crops", "original": "-",
+                             "layout": {"converter": "dnd_crops", "original": "-", "stem": "block",
                                         "splits": {"test": {"source": "dnd", "count": 20}}}}}}))
     prepare_dataset("dnd", load_registry(registry), data_dir=work / "data", progress=False)
     split = work / "data" / "dnd" / "test"

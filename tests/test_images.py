@@ -300,7 +300,7 @@ def _prepare(tmp_path: Path):
         "sources": {"src": {"kind": "http", "url": "http://127.0.0.1/src", "title": "src"}},
         "datasets": {"mixed": {"title": "mixed", "task": "deblurring", "role": "test", "protocol": "rgb",
                                "licence": "test", "layout": {"converter": "paired_folders", "original": "-",
-                                                             "splits": {"test": {"source": "src"}}}}},
+                                                             "stem": "name", "splits": {"test": {"source": "src"}}}}},
     }
     (tmp_path / "datasets.yaml").write_text(yaml.safe_dump(registry, sort_keys=False))
     return prepare_dataset("mixed", load_registry(tmp_path / "datasets.yaml"), data_dir=tmp_path / "data",

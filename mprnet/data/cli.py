@@ -23,23 +23,30 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("datasets", help="list the datasets of the registry and their state",
+    p = subparsers.add_parser("datasets", help="list the datasets of the registry, their state and known defects",
                               description="List every dataset of config/datasets.yaml with its task, role, "
-                                          "scoring protocol and whether it is fetched and prepared.")
+                                          "scoring protocol, stem scheme (an example stem), whether it is "
+                                          "fetched and prepared, which lock holds its sources (pinned: "
+                                          "config/datasets.lock.yaml; trusted: recorded on the first successful "
+                                          "prepare in DATA/downloads/sources.lock.yaml), then its known defects.")
     _common(p)
     p.set_defaults(func=_datasets)
 
     p = subparsers.add_parser("fetch", help="download a dataset's sources (resumable, verified)",
                               description="Download the sources of NAME into DATA/downloads/<source>/: "
-                                          "resumed, retried, checked against config/datasets.lock.yaml. "
-                                          "NAME may also be a source id.")
+                                          "resumed, retried, accepted by content (what prepare needs must be "
+                                          "there, whatever the archive is called), checked against the lock that "
+                                          "holds the source (config/datasets.lock.yaml, or DATA/downloads/"
+                                          "sources.lock.yaml once a dataset was prepared from it). NAME may also "
+                                          "be a source id.")
     _common(p)
     p.add_argument("names", nargs="+", metavar="NAME")
     p.add_argument("--split", action="append", help="only the sources of this split (repeatable)")
     p.add_argument("--mirror", help="HTTP mirror laid out as <mirror>/<source>/<path> (or MPRNET_DATA_MIRROR)")
     p.add_argument("--retries", type=int, default=5, help="retries per file (default: %(default)s)")
     p.add_argument("--backoff", type=float, default=2.0, help="first wait between retries, doubled each time (s)")
-    p.add_argument("--update-lock", action="store_true", help="accept remote files that differ from the lock")
+    p.add_argument("--update-lock", action="store_true",
+                   help="accept files that differ from the lock that holds the source, and record them there")
     p.add_argument("--verify", action="store_true", help="re-hash already fetched sources against the lock")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_fetch)
@@ -71,10 +78,15 @@ def register(subparsers) -> None:
 
 
 def _datasets(args) -> int:
+    import textwrap
+
+    from .lock import SourceLocks
     from .registry import load_registry
+    from .stems import SCHEMES
 
     registry = load_registry(args.registry)
-    rows = [("name", "task", "role", "protocol", "sources", "state")]
+    locks = SourceLocks.for_data(registry.lock_path, args.data_dir)
+    rows = [("name", "task", "role", "protocol", "stem", "sources", "state", "lock")]
     for name, entry in registry.datasets.items():
         sources = registry.source_ids(name)
         fetched = all((args.data_dir / "downloads" / s).is_dir() for s in sources)
@@ -85,10 +97,19 @@ def _datasets(args) -> int:
             prepared = all((args.data_dir / name / s / "manifest.csv").is_file() for s in splits)
         state = "prepared" if prepared else "fetched" if fetched else "-"
         kinds = ",".join(sorted({registry.sources[s]["kind"] for s in sources}))
-        rows.append((name, entry["task"], entry["role"], entry["protocol"] or "-", kinds, state))
+        held = sorted({locks.state(s) for s in sources})
+        scheme = SCHEMES.get(entry["layout"].get("stem", ""))
+        stem = "-" if scheme is None else "as distributed" if scheme.name == "name" else scheme.example
+        rows.append((name, entry["task"], entry["role"], entry["protocol"] or "-", stem, kinds, state,
+                     held[0] if len(held) == 1 else ",".join(held)))
     widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(str(v).ljust(w) for v, w in zip(row, widths)).rstrip())
+    defects = [(name, text) for name, entry in registry.datasets.items() for text in entry.get("defects", [])]
+    if defects:
+        print("\nKnown defects (config/datasets.yaml, `defects`):")
+        for name, text in defects:
+            print(textwrap.fill(text, width=100, initial_indent=f"  {name}: ", subsequent_indent="      "))
     return 0
 
 
@@ -104,6 +125,7 @@ def _targets(registry, name: str, splits) -> list[str]:
 
 
 def _fetch(args) -> int:
+    from .converters import content_gate
     from .fetch import ManualDownloadRequired, RetryPolicy, fetch_source
     from .lock import LockFile
     from .registry import load_registry
@@ -120,6 +142,7 @@ def _fetch(args) -> int:
                     source_id, registry.sources[source_id], downloads=args.data_dir / "downloads",
                     drop=args.data_dir / "drop", lock=lock, mirror=mirror, update_lock=args.update_lock,
                     verify=args.verify, retry=retry, progress=not args.quiet,
+                    content_check=content_gate(registry, source_id, args.data_dir),
                 )
             except ManualDownloadRequired as exc:
                 print(exc.instructions, file=sys.stderr)

@@ -1,13 +1,23 @@
 """Converters from each dataset's original layout to ``<split>/{input,target}/<stem>.png``.
 
-One function per ``layout.converter`` of the registry, ``convert_X(ctx, split, spec, out)``:
-it finds the source files below the fetched (and unpacked) source folders and writes the split
-into ``out``, a temporary folder that ``prepare_dataset`` validates and renames into place.
+One :class:`Converter` per ``layout.converter`` of the registry, in two steps:
+
+* ``locate(ctx, split, spec)`` finds what the split is made of below the fetched (and unpacked)
+  source folders (pairs of files, the ``.mat`` files, ...) and raises ``DataError`` saying what
+  is missing. It reads names and small index files only, so ``mprnet fetch`` runs it to decide
+  whether a download or a manual drop holds what ``prepare`` needs (:func:`content_problems`:
+  acceptance by content, not by archive name);
+* ``write(ctx, split, spec, located, out)`` writes the split into ``out``, a temporary folder
+  that ``prepare_dataset`` validates and renames into place.
+
+Pairs are renamed to the dataset's stem scheme (``layout.stem``, :mod:`mprnet.data.stems`)
+before anything is written, so one image has one name whatever copy it came from.
 
 * ``paired_folders``: ``.../input/*`` and ``.../target/*`` (Rain13K and the deraining test sets,
-  SIDD validation PNGs), paired by stem or, like the official loaders, by sorted position;
+  SIDD validation PNGs: ``input``/``target`` may list several folder names), paired by stem or,
+  like the official loaders, by sorted position;
 * ``gopro``: MPRNet's ``{input,target}`` copy, or GOPRO_Large sequence folders
-  ``<seq>/{blur,sharp}/<frame>.png`` (stem ``<seq>-<frame>``);
+  ``<seq>/{blur,sharp}/<frame>.png`` (stem ``<seq>-<frame>``; ``blur``, never ``blur_gamma``);
 * ``hide``: MPRNet's copy, or HIDE_dataset ``test/test-*/<name>`` + ``GT/<name>``;
 * ``realblur``: MPRNet's copy, or the RealBlur archive with its ``<gt> <blur>`` list files;
 * ``sidd_blocks``: the SIDD validation ``.mat`` blocks (uint8, so PNG is lossless);
@@ -32,11 +42,11 @@ import numpy as np
 from ..atomic import atomic_write_text
 from ..errors import DataError
 from ..images import list_images, read_rgb, to_uint8, write_png
-from .extract import archive_stem, is_archive_name, safe_extract
+from .extract import is_archive_name, unpack_archives
 from .fetch import source_files
-from .filelock import exclusive
 from .pairs import Pair, copy_pairs, default_workers, pair_folders, validate_pairs
 from .registry import Registry
+from .stems import StemScheme, canonical_pairs, scheme_of
 
 WHOLE_FOLDER_CONVERTERS = ("copy_files", "copy_tree")
 IGNORED_PARTS = ("__MACOSX",)
@@ -46,6 +56,13 @@ IGNORED_PARTS = ("__MACOSX",)
 
 @dataclass
 class PrepareContext:
+    """What a converter needs: the dataset's registry entry, the data folder, options, notes.
+
+    ``source_roots`` replaces the folders a source is read from (``mprnet fetch`` checks a
+    download before it is moved into ``downloads/``); by default they are
+    ``data/downloads/<source>/`` and ``data/raw/<source>/`` (its unpacked archives).
+    """
+
     name: str
     entry: dict
     registry: Registry
@@ -53,6 +70,8 @@ class PrepareContext:
     options: dict[str, Any] = field(default_factory=dict)
     progress: bool = True
     notes: list[str] = field(default_factory=list)
+    source_roots: dict[str, list[Path]] | None = None
+    count_mismatch: bool = False  # a count other than the registry's was accepted (allow_count_mismatch)
 
     @property
     def downloads(self) -> Path:
@@ -62,22 +81,20 @@ class PrepareContext:
     def raw(self) -> Path:
         return self.data_dir / "raw"
 
+    @property
+    def scheme(self) -> StemScheme:
+        return scheme_of(self.entry)
+
     def roots(self, source_id: str) -> list[Path]:
         """Folders to search for a source's files: the download and its unpacked archives."""
+        if self.source_roots is not None and source_id in self.source_roots:
+            return self.source_roots[source_id]
         folder = self.downloads / source_id
         if not folder.is_dir():
             raise DataError(
                 f"{folder}: source {source_id!r} is not fetched yet; run `mprnet fetch {self.name}` first"
             )
-        archives = [a for a in source_files(folder) if is_archive_name(a)]
-        if archives:
-            # Parallel jobs preparing datasets of the same source unpack it once.
-            with exclusive(self.raw / f".{source_id}.lock"):
-                for archive in archives:
-                    dest = self.raw / source_id / archive.relative_to(folder).parent / archive_stem(archive)
-                    if not dest.exists():
-                        print(f"unpacking {archive} -> {dest}")
-                        safe_extract(archive, dest)
+        unpack_archives(folder, self.raw / source_id, quiet=not self.progress)
         return [p for p in (folder, self.raw / source_id) if p.is_dir()]
 
 
@@ -96,22 +113,30 @@ def find_paths(roots: list[Path], pattern: str, *, dirs: bool) -> list[Path]:
     return sorted(found)
 
 
-def find_one(roots: list[Path], pattern: str, *, dirs: bool, what: str) -> Path:
-    found = find_paths(roots, pattern, dirs=dirs)
+def find_one(roots: list[Path], pattern: str | list[str], *, dirs: bool, what: str) -> Path:
+    """The one path matching ``pattern`` (or any one of a list of patterns) below the roots."""
+    patterns = [pattern] if isinstance(pattern, str) else list(pattern)
+    found = sorted({p for one in patterns for p in find_paths(roots, one, dirs=dirs)})
     if len(found) == 1:
         return found[0]
     where = ", ".join(str(r) for r in roots)
+    shown_patterns = " or ".join(map(repr, patterns))
     if not found:
-        raise DataError(f"no {what} matching {pattern!r} under {where}")
+        raise DataError(f"no {what} matching {shown_patterns} under {where}")
     shown = ", ".join(str(p) for p in found[:6]) + (" ..." if len(found) > 6 else "")
-    raise DataError(f"{len(found)} {what}s match {pattern!r} under {where} ({shown}); "
+    raise DataError(f"{len(found)} {what}s match {shown_patterns} under {where} ({shown}); "
                     "name it more precisely in config/datasets.yaml")
 
 
 # --------------------------------------------------------------------------- converters
 
 def _folder_pairs(split: str, spec: dict, roots: list[Path], required: bool = False) -> list | None:
-    """The pairs of an MPRNet-style input/target copy; None when there is none (an error if ``required``)."""
+    """The pairs of an MPRNet-style input/target copy; None when there is none (an error if ``required``).
+
+    ``spec["input"]``/``spec["target"]`` name the folders (a pattern, or a list of alternatives
+    such as SIDD's ``target``, ``groundtruth`` and ``target_crops``); by default
+    ``<split>/input`` + ``<split>/target`` or ``input`` + ``target``.
+    """
     if "input" in spec or "target" in spec:
         names = (spec.get("input", "input"), spec.get("target", "target"))
     else:
@@ -124,11 +149,6 @@ def _folder_pairs(split: str, spec: dict, roots: list[Path], required: bool = Fa
     dirs = (find_one(roots, names[0], dirs=True, what="input folder"),
             find_one(roots, names[1], dirs=True, what="target folder"))
     return pair_folders(*dirs, spec.get("pair_by", "stem"))
-
-
-def convert_paired_folders(ctx: PrepareContext, split: str, spec: dict, out: Path) -> None:
-    pairs = _folder_pairs(split, spec, ctx.roots(spec["source"]), required=True)
-    copy_pairs(pairs, out, progress=ctx.progress, label=f"{ctx.name}/{split}")
 
 
 def _partners(images: list[Path], partner_dir: Path, stem) -> tuple[list[Pair], list[Path]]:
@@ -144,9 +164,17 @@ def _partners(images: list[Path], partner_dir: Path, stem) -> tuple[list[Pair], 
     return pairs, lost
 
 
-def gopro_sequence_pairs(roots: list[Path], split: str, blur_folder: str = "blur") -> list[Pair]:
-    """GOPRO_Large: ``<split>/<sequence>/{blur,sharp}/<frame>.png`` -> stem ``<sequence>-<frame>``."""
-    blur_dirs = find_paths(roots, blur_folder, dirs=True)
+# GOPRO_Large holds blur/ (the average of sharp frames) and blur_gamma/ (averaged after a gamma
+# curve). MPRNet's copy, and so its numbers, use blur/ (swz30/MPRNet#75, #24): pinned here.
+GOPRO_BLUR = "blur"
+
+
+def gopro_sequence_pairs(roots: list[Path], split: str) -> list[Pair]:
+    """GOPRO_Large: ``<split>/<sequence>/{blur,sharp}/<frame>.png`` -> stem ``<sequence>-<frame>``.
+
+    Only ``blur/`` is read (:data:`GOPRO_BLUR`); ``blur_gamma/`` is ignored.
+    """
+    blur_dirs = find_paths(roots, GOPRO_BLUR, dirs=True)
 
     def inside_split(folder: Path) -> bool:  # judged below the root only: /home/x/test/... is no split
         root = next(r for r in roots if r in folder.parents)
@@ -169,19 +197,23 @@ def gopro_sequence_pairs(roots: list[Path], split: str, blur_folder: str = "blur
     return pairs
 
 
-def convert_gopro(ctx: PrepareContext, split: str, spec: dict, out: Path) -> None:
+def locate_paired_folders(ctx: PrepareContext, split: str, spec: dict) -> list[Pair]:
+    return _folder_pairs(split, spec, ctx.roots(spec["source"]), required=True)
+
+
+def locate_gopro(ctx: PrepareContext, split: str, spec: dict) -> list[Pair]:
     roots = ctx.roots(spec["source"])
     pairs = _folder_pairs(split, spec, roots)
     if pairs is None:
-        pairs = gopro_sequence_pairs(roots, split, spec.get("blur_folder", "blur"))
+        pairs = gopro_sequence_pairs(roots, split)
         if not pairs:
             raise DataError(f"neither input/target folders nor GoPro sequence folders (<seq>/blur, <seq>/sharp) "
                             f"under {', '.join(map(str, roots))}")
-        ctx.notes.append("built from GOPRO_Large sequence folders: blur -> input, sharp -> target")
-    copy_pairs(pairs, out, progress=ctx.progress, label=f"{ctx.name}/{split}")
+        ctx.notes.append(f"built from GOPRO_Large sequence folders: {GOPRO_BLUR} -> input, sharp -> target")
+    return pairs
 
 
-def convert_hide(ctx: PrepareContext, split: str, spec: dict, out: Path) -> None:
+def locate_hide(ctx: PrepareContext, split: str, spec: dict) -> list[Pair]:
     roots = ctx.roots(spec["source"])
     pairs = _folder_pairs(split, spec, roots)
     if pairs is None:
@@ -193,11 +225,16 @@ def convert_hide(ctx: PrepareContext, split: str, spec: dict, out: Path) -> None
         if missing:
             raise DataError(f"{len(missing)} HIDE image(s) without a GT/ partner: " + ", ".join(map(str, missing[:20])))
         ctx.notes.append("built from HIDE_dataset: test/test-*/<name> -> input, GT/<name> -> target")
-    copy_pairs(pairs, out, progress=ctx.progress, label=f"{ctx.name}/{split}")
+    return pairs
 
 
 def realblur_list_pairs(list_file: Path) -> list[Pair]:
-    """Pairs of a RealBlur list file: each line '<gt path> <blur path>' relative to the list's folder."""
+    """Pairs of a RealBlur list file: each line '<gt path> <blur path>' relative to the list's folder.
+
+    A blur path ``.../scene230/blur/blur_7.png`` names the pair ``scene230-7``, the form of
+    MPRNet's copy and the released results (:data:`mprnet.data.stems.SCHEMES` ``scene_frame``).
+    Raises ``DataError`` listing every malformed line and missing file.
+    """
     base = list_file.parent
     pairs, problems = [], []
     for number, line in enumerate(list_file.read_text().splitlines(), 1):
@@ -213,20 +250,19 @@ def realblur_list_pairs(list_file: Path) -> list[Pair]:
         for path in (gt, blur):
             if not path.is_file():
                 problems.append(f"line {number}: {path} is missing")
-        pairs.append((f"{scene}_{index}", blur, gt))
+        pairs.append((f"{scene}-{index}", blur, gt))
     if problems:
         raise DataError(f"{list_file}: {len(problems)} problem(s): " + "; ".join(problems[:20]))
     return pairs
 
 
-def convert_realblur(ctx: PrepareContext, split: str, spec: dict, out: Path) -> None:
+def locate_realblur(ctx: PrepareContext, split: str, spec: dict) -> list[Pair]:
     roots = ctx.roots(spec["source"])
     if "list" in spec:
         pairs = realblur_list_pairs(find_one(roots, spec["list"], dirs=False, what="RealBlur list file"))
-        ctx.notes.append(f"pairs from the RealBlur list {spec['list']} ('<gt> <blur>'), stem <scene>_<k>")
-    else:
-        pairs = _folder_pairs(split, spec, roots, required=True)
-    copy_pairs(pairs, out, progress=ctx.progress, label=f"{ctx.name}/{split}")
+        ctx.notes.append(f"pairs from the RealBlur list {spec['list']} ('<gt> <blur>'), stem scene<NNN>-<k>")
+        return pairs
+    return _folder_pairs(split, spec, roots, required=True)
 
 
 def load_mat_array(path: Path, key: str) -> np.ndarray:
@@ -258,14 +294,22 @@ def _blocks_as_uint8(array: np.ndarray, path: Path) -> np.ndarray:
     raise DataError(f"{path}: blocks are {array.dtype}, not 8-bit; PNG would not be lossless")
 
 
-def convert_sidd_blocks(ctx: PrepareContext, split: str, spec: dict, out: Path) -> None:
+def _sidd_block_names(spec: dict) -> tuple[str, str]:
+    return spec.get("noisy", "ValidationNoisyBlocksSrgb.mat"), spec.get("gt", "ValidationGtBlocksSrgb.mat")
+
+
+def locate_sidd_blocks(ctx: PrepareContext, split: str, spec: dict) -> tuple[Path, Path]:
+    roots = ctx.roots(spec["source"])
+    noisy_name, gt_name = _sidd_block_names(spec)
+    return (find_one(roots, noisy_name, dirs=False, what="SIDD noisy blocks file"),
+            find_one(roots, gt_name, dirs=False, what="SIDD ground-truth blocks file"))
+
+
+def write_sidd_blocks(ctx: PrepareContext, split: str, spec: dict, located: tuple[Path, Path], out: Path) -> None:
     from tqdm import tqdm
 
-    roots = ctx.roots(spec["source"])
-    noisy_name = spec.get("noisy", "ValidationNoisyBlocksSrgb.mat")
-    gt_name = spec.get("gt", "ValidationGtBlocksSrgb.mat")
-    noisy_path = find_one(roots, noisy_name, dirs=False, what="SIDD noisy blocks file")
-    gt_path = find_one(roots, gt_name, dirs=False, what="SIDD ground-truth blocks file")
+    noisy_path, gt_path = located
+    noisy_name, gt_name = _sidd_block_names(spec)
     noisy = _blocks_as_uint8(load_mat_array(noisy_path, Path(noisy_name).stem), noisy_path)
     gt = _blocks_as_uint8(load_mat_array(gt_path, Path(gt_name).stem), gt_path)
     if noisy.ndim != 5 or noisy.shape[-1] != 3:
@@ -287,7 +331,9 @@ def convert_sidd_blocks(ctx: PrepareContext, split: str, spec: dict, out: Path) 
                      "(the sidd protocol's im2single) exactly; stems <image>_<block>, both 1-based")
 
 
-def _sidd_medium_pairs(roots: list[Path]) -> list[Pair]:
+def locate_sidd_medium(ctx: PrepareContext, split: str, spec: dict) -> list[Pair]:
+    """SIDD-Medium sRGB ``<scene>/{GT,NOISY}_SRGB_<shot>.PNG`` at any depth -> stem ``<scene>_<shot>``."""
+    roots = ctx.roots(spec["source"])
     pairs, missing = [], []
     gts = sorted({p for root in roots for p in root.rglob("*") if p.is_file() and _visible(root, p)
                   and "GT_SRGB" in p.name.upper() and p.suffix.lower() == ".png"})
@@ -303,13 +349,12 @@ def _sidd_medium_pairs(roots: list[Path]) -> list[Pair]:
     return pairs
 
 
-def convert_sidd_medium_patches(ctx: PrepareContext, split: str, spec: dict, out: Path) -> None:
+def write_sidd_medium_patches(ctx: PrepareContext, split: str, spec: dict, pairs: list[Pair], out: Path) -> None:
     from tqdm import tqdm
 
     patches = int(ctx.options.get("patches") or spec.get("patches", 300))
     size = int(ctx.options.get("patch_size") or spec.get("patch_size", 256))
     seed = int(ctx.options["seed"] if ctx.options.get("seed") is not None else spec.get("seed", 0))
-    pairs = _sidd_medium_pairs(ctx.roots(spec["source"]))
     validate_pairs(pairs)
 
     def cut(job):
@@ -348,14 +393,24 @@ def _dnd_boxes(info_path: Path) -> list[np.ndarray]:
         raise DataError(f"{info_path}: not a DND info.mat with info/boundingboxes ({exc})") from None
 
 
-def convert_dnd_crops(ctx: PrepareContext, split: str, spec: dict, out: Path) -> None:
-    import h5py
-    from tqdm import tqdm
-
+def locate_dnd_crops(ctx: PrepareContext, split: str, spec: dict) -> tuple[Path, Path, list[np.ndarray]]:
+    """``info.mat`` (its boxes) and the ``images_srgb`` folder holding ``NNNN.mat`` for every image."""
     roots = ctx.roots(spec["source"])
     info_path = find_one(roots, "info.mat", dirs=False, what="DND info.mat")
     images_dir = find_one(roots, "images_srgb", dirs=True, what="DND images_srgb folder")
-    boxes_per_image = _dnd_boxes(info_path)
+    boxes = _dnd_boxes(info_path)
+    missing = [f"{i + 1:04d}.mat" for i in range(len(boxes)) if not (images_dir / f"{i + 1:04d}.mat").is_file()]
+    if missing:
+        raise DataError(f"{images_dir}: {len(missing)} of the {len(boxes)} images {info_path.name} lists are "
+                        f"missing: {', '.join(missing[:10])}" + (" ..." if len(missing) > 10 else ""))
+    return info_path, images_dir, boxes
+
+
+def write_dnd_crops(ctx: PrepareContext, split: str, spec: dict, located, out: Path) -> None:
+    import h5py
+    from tqdm import tqdm
+
+    info_path, images_dir, boxes_per_image = located
     (out / "input").mkdir(parents=True, exist_ok=True)
     (out / "input_float").mkdir(parents=True, exist_ok=True)
     rows = ["stem,image,box,row_start,row_stop,col_start,col_stop"]
@@ -395,20 +450,31 @@ def convert_dnd_crops(ctx: PrepareContext, split: str, spec: dict, out: Path) ->
     )
 
 
-def convert_copy_files(ctx: PrepareContext, split: str, spec: dict, out: Path) -> None:
+def locate_copy_files(ctx: PrepareContext, split: str, spec: dict) -> dict[str, Path]:
     roots = ctx.roots(spec["source"])
-    for name, pattern in spec.get("files", {}).items():
-        shutil.copyfile(find_one(roots, pattern, dirs=False, what="file"), out / name)
+    return {name: find_one(roots, pattern, dirs=False, what="file") for name, pattern in spec.get("files", {}).items()}
 
 
-def convert_copy_tree(ctx: PrepareContext, split: str, spec: dict, out: Path) -> None:
-    for root in ctx.roots(spec["source"]):
-        for path in source_files(root):
-            if is_archive_name(path):
-                continue  # its unpacked copy under raw/ is copied instead
-            target = out / path.relative_to(root)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(path, target)
+def write_copy_files(ctx: PrepareContext, split: str, spec: dict, files: dict[str, Path], out: Path) -> None:
+    for name, path in files.items():
+        shutil.copyfile(path, out / name)
+
+
+def locate_copy_tree(ctx: PrepareContext, split: str, spec: dict) -> list[tuple[Path, Path]]:
+    """(file, path relative to its root) for every file; an archive's unpacked copy stands for it."""
+    roots = ctx.roots(spec["source"])
+    files = [(path, path.relative_to(root)) for root in roots for path in source_files(root)
+             if not is_archive_name(path)]
+    if not files:
+        raise DataError(f"no files under {', '.join(map(str, roots))}")
+    return files
+
+
+def write_copy_tree(ctx: PrepareContext, split: str, spec: dict, files: list[tuple[Path, Path]], out: Path) -> None:
+    for path, rel in files:
+        target = out / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, target)
 
 
 # --------------------------------------------------------------------------- numbered rain/clean pairs
@@ -473,7 +539,7 @@ def _numbered(images: list[Path], prefixes: tuple[str, ...] | None, side: str,
 
 
 def rain_layout_pairs(folder: Path, layout: str) -> list[Pair]:
-    """The pairs of ``folder`` in ``layout``, matched by N; stems are N zero-padded (``001``).
+    """The pairs of ``folder`` in ``layout``, matched by N; stems are N (``7``: ``007`` and ``7`` are one N).
 
     Raises ``DataError`` listing every file whose name does not fit the layout, every N that
     occurs twice on one side, and every N that has a rainy image but no clean one or the
@@ -506,8 +572,7 @@ def rain_layout_pairs(folder: Path, layout: str) -> list[Pair]:
                         f"{len(problems)} problem(s): {shown}")
     if not rainy:
         raise DataError(f"{folder}: no images in the {RAIN_LAYOUTS[layout][0]} + {RAIN_LAYOUTS[layout][1]} layout")
-    width = max(3, len(str(max(rainy))))
-    return [(f"{n:0{width}d}", rainy[n], clean[n]) for n in sorted(rainy)]
+    return [(str(n), rainy[n], clean[n]) for n in sorted(rainy)]
 
 
 def _rain_layout_home(folder: Path) -> tuple[Path, list[str]]:
@@ -573,6 +638,7 @@ def _check_numbering(ctx: PrepareContext, split: str, folder: Path, pairs: list[
     if not ctx.options.get("_allow_count_mismatch"):
         raise DataError(message + "; nothing was written (--allow-count-mismatch accepts it)")
     ctx.notes.append(message)
+    ctx.count_mismatch = True
 
 
 def _preview_numbers(numbers: list[int], limit: int = 20) -> str:
@@ -580,13 +646,13 @@ def _preview_numbers(numbers: list[int], limit: int = 20) -> str:
     return shown if len(numbers) <= limit else f"{shown}, ... ({len(numbers)} in all)"
 
 
-def convert_rain_norain(ctx: PrepareContext, split: str, spec: dict, out: Path) -> None:
-    """JORDER-style numbered pairs (Rain100L/H, RainTrainL/H, MSPFN's crops) -> ``<stem>.png``.
+def locate_rain_norain(ctx: PrepareContext, split: str, spec: dict) -> list[Pair]:
+    """JORDER-style numbered pairs (Rain100L/H, RainTrainL/H, MSPFN's crops), matched by N.
 
     ``spec["folder"]`` (a pattern or a list of them; default the split's name) names the folder
     that holds the split, at any depth below the source; the layout inside is recognised from
-    :data:`RAIN_LAYOUTS`. Everything is checked (names, duplicates, partners, count by N, then
-    sizes and bit depth in ``copy_pairs``) before the first image is written.
+    :data:`RAIN_LAYOUTS`. Names, duplicates, partners and the count by N are checked here; sizes
+    and bit depth in ``copy_pairs``, all before the first image is written. Stems are N.
     """
     roots = ctx.roots(spec["source"])
     patterns = spec.get("folder", split)
@@ -597,20 +663,119 @@ def convert_rain_norain(ctx: PrepareContext, split: str, spec: dict, out: Path) 
     rain, clean = RAIN_LAYOUTS[layout]
     root = next((r for r in roots if r == folder or r in folder.parents), None)
     shown = folder.relative_to(root).as_posix() if root is not None else str(folder)
-    ctx.notes.append(f"built from {shown or '.'}/ in the {rain} + {clean} layout: pairs matched by N, "
-                     f"stem = N zero-padded to {len(pairs[0][0])} digits")
-    copy_pairs(pairs, out, progress=ctx.progress, label=f"{ctx.name}/{split}")
+    ctx.notes.append(f"built from {shown or '.'}/ in the {rain} + {clean} layout: pairs matched by N, stem = N")
+    return pairs
 
 
-CONVERTERS: dict[str, Callable[[PrepareContext, str, dict, Path], None]] = {
-    "paired_folders": convert_paired_folders,
-    "gopro": convert_gopro,
-    "hide": convert_hide,
-    "realblur": convert_realblur,
-    "sidd_blocks": convert_sidd_blocks,
-    "sidd_medium_patches": convert_sidd_medium_patches,
-    "dnd_crops": convert_dnd_crops,
-    "copy_files": convert_copy_files,
-    "copy_tree": convert_copy_tree,
-    "rain_norain": convert_rain_norain,
+# --------------------------------------------------------------------------- the table, and the content check
+
+@dataclass(frozen=True)
+class Converter:
+    """``locate`` finds a split's content (cheap: names and small index files; raises
+    ``DataError`` saying what is missing); ``write`` writes the split from what ``locate``
+    returned. ``pairs``: ``locate`` returns image pairs, renamed to the dataset's stem scheme
+    and written with :func:`mprnet.data.pairs.copy_pairs`."""
+
+    locate: Callable[[PrepareContext, str, dict], Any]
+    write: Callable[[PrepareContext, str, dict, Any, Path], None] | None = None
+    pairs: bool = True
+
+
+CONVERTERS: dict[str, Converter] = {
+    "paired_folders": Converter(locate_paired_folders),
+    "gopro": Converter(locate_gopro),
+    "hide": Converter(locate_hide),
+    "realblur": Converter(locate_realblur),
+    "sidd_blocks": Converter(locate_sidd_blocks, write_sidd_blocks, pairs=False),
+    "sidd_medium_patches": Converter(locate_sidd_medium, write_sidd_medium_patches),
+    "dnd_crops": Converter(locate_dnd_crops, write_dnd_crops, pairs=False),
+    "copy_files": Converter(locate_copy_files, write_copy_files, pairs=False),
+    "copy_tree": Converter(locate_copy_tree, write_copy_tree, pairs=False),
+    "rain_norain": Converter(locate_rain_norain),
 }
+
+
+def locate(ctx: PrepareContext, split: str, spec: dict) -> Any:
+    """What ``split`` is made of (see :class:`Converter`); pairs come back with canonical stems."""
+    converter = CONVERTERS[ctx.entry["layout"]["converter"]]
+    located = converter.locate(ctx, split, spec)
+    if converter.pairs:
+        located = canonical_pairs(located, ctx.scheme, f"{ctx.name}/{split}")
+    return located
+
+
+def convert(ctx: PrepareContext, split: str, spec: dict, out: Path) -> None:
+    """Write ``split`` of ``ctx``'s dataset into ``out`` (locate, then write)."""
+    converter = CONVERTERS[ctx.entry["layout"]["converter"]]
+    located = locate(ctx, split, spec)
+    if converter.write is None:
+        copy_pairs(located, out, progress=ctx.progress, label=f"{ctx.name}/{split}")
+    else:
+        converter.write(ctx, split, spec, located, out)
+
+
+def uses_of(registry: Registry, source_id: str) -> list[tuple[str, str]]:
+    """(dataset, split) of every split of the registry that reads ``source_id``."""
+    return [(name, split) for name, entry in registry.datasets.items()
+            for split, spec in entry["layout"]["splits"].items() if spec["source"] == source_id]
+
+
+def content_problems(registry: Registry, source_id: str, folder: Path, data_dir: Path) -> list[str]:
+    """Why the files in ``folder`` cannot stand for ``source_id``: one line per dataset split that
+    reads the source and cannot be located in them (its converter's own message), [] when every
+    one can. Archives below ``folder`` are unpacked (safely) into ``data_dir/raw/<source_id>/``
+    first, where ``prepare`` finds them later; whatever was unpacked there before is discarded.
+    """
+    raw = data_dir / "raw" / source_id
+    if raw.exists():
+        shutil.rmtree(raw)
+    try:
+        unpack_archives(folder, raw, quiet=True)
+    except DataError as exc:
+        return [str(exc)]
+    roots = [p for p in (folder, raw) if p.is_dir()]
+    problems = []
+    for name, split in uses_of(registry, source_id):
+        entry = registry.datasets[name]
+        ctx = PrepareContext(name, entry, registry, data_dir, {"_allow_count_mismatch": True}, progress=False,
+                             source_roots={source_id: roots})
+        try:
+            locate(ctx, split, entry["layout"]["splits"][split])
+        except DataError as exc:
+            problems.append(f"{name}/{split}: {exc}")
+    return problems
+
+
+def content_gate(registry: Registry, source_id: str, data_dir: Path) -> Callable[[Path], str | None]:
+    """The ``content_check`` of :func:`mprnet.data.fetch.fetch_source` for ``source_id``: None when
+    a folder (archives unpacked) holds what every dataset split of the source needs, else
+    ``"found ...; missing: ..."`` (and the unpacked copy is removed again)."""
+    def check(folder: Path) -> str | None:
+        problems = content_problems(registry, source_id, folder, data_dir)
+        if not problems:
+            return None
+        raw = data_dir / "raw" / source_id
+        found = describe_content([p for p in (folder, raw) if p.is_dir()])
+        shutil.rmtree(raw, ignore_errors=True)
+        return f"found {found}; missing: " + "; ".join(problems)
+    return check
+
+
+def describe_content(roots: list[Path], limit: int = 12) -> str:
+    """A short listing of what lies in ``roots``: files and folders two levels deep, with the
+    number of files below each folder, e.g. ``RealBlur.zip, RealBlur/ (3 files)``."""
+    entries = []
+    for root in roots:
+        for path in sorted(root.rglob("*")):
+            rel = path.relative_to(root)
+            if len(rel.parts) > 2 or not _visible(root, path) or path.name.endswith(".part"):
+                continue
+            if path.is_dir():
+                count = sum(1 for p in path.rglob("*") if p.is_file() and _visible(root, p))
+                entries.append(f"{rel.as_posix()}/ ({count} file{'s' if count != 1 else ''})")
+            else:
+                entries.append(rel.as_posix())
+    if not entries:
+        return "nothing"
+    shown = ", ".join(entries[:limit])
+    return shown + (f", ... ({len(entries)} entries in all)" if len(entries) > limit else "")

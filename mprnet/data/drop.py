@@ -8,7 +8,8 @@ touching it: every file is hard-linked (copied where links are impossible, e.g. 
 systems or for files of another user under ``fs.protected_hardlinks``), and the copy itself
 is never written, moved or deleted.
 
-The lock (``config/datasets.lock.yaml``) records the source's files by their path inside the
+The lock that holds the source (the pinned ``config/datasets.lock.yaml``, or the data folder's
+trust-on-first-use ``downloads/sources.lock.yaml``) records its files by their path inside the
 source folder, e.g. ``rain100L/test/rain/norain-1.png``. The copy may be given as that folder
 (``.../rain100L``, whatever its name) or as a folder above it (``.../realdata``): the placement
 under which every locked file exists with its locked size is used, and only the locked files
@@ -32,7 +33,7 @@ from pathlib import Path
 
 from ..errors import ConfigError, DataError
 from .fetch import source_files
-from .lock import FileRecord, LockFile
+from .lock import FileRecord, SourceLocks
 from .registry import Registry, load_registry
 
 
@@ -105,7 +106,7 @@ def stage_drop(src: str | os.PathLike, name: str, registry: Registry, *,
     ``DataError`` when ``src`` is not a folder, when the source is not a manual one, or when
     ``src`` does not hold every file of the lock with its locked size (nothing is linked then).
     Without lock entries for the source, every file below ``src`` is linked under
-    ``drop/<source_id>/<src name>/`` and the first fetch records them.
+    ``drop/<source_id>/<src name>/`` and the first successful prepare records them.
     """
     src = Path(src)
     data_dir = Path(data_dir)
@@ -118,9 +119,10 @@ def stage_drop(src: str | os.PathLike, name: str, registry: Registry, *,
     if (data_dir / "downloads" / source_id).is_dir():
         return None
     drop = data_dir / "drop" / source_id
-    locked = LockFile(registry.lock_path).files(source_id)
+    locks = SourceLocks.for_data(registry.lock_path, data_dir)
+    locked = locks.files(source_id)
     if locked:
-        prefix, paths = _placement(src, locked, source_id, registry.lock_path)
+        prefix, paths = _placement(src, locked, source_id, locks.holder(source_id).path)
         jobs = [(src / (rel[len(prefix) + 1:] if prefix else rel), drop / rel) for rel in paths]
     else:
         jobs = [(path, drop / src.resolve().name / path.relative_to(src)) for path in source_files(src)]
@@ -131,7 +133,7 @@ def stage_drop(src: str | os.PathLike, name: str, registry: Registry, *,
         how = _link_or_copy(origin, target)
         done[how] = done.get(how, 0) + 1
     print(f"{source_id}: {', '.join(f'{n} {how}' for how, n in sorted(done.items()))} from {src} into {drop}"
-          + ("" if locked else " (not in the lock yet: the first fetch records them)"))
+          + ("" if locked else " (not in a lock yet: the first successful prepare records them)"))
     return drop
 
 

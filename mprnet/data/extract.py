@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import IO, Callable, Iterator
 
 from ..errors import DataError
+from .filelock import exclusive
 
 ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
 
@@ -43,6 +44,34 @@ def archive_stem(path: str | os.PathLike) -> str:
         if name.lower().endswith(suffix):
             return name[: -len(suffix)]
     return Path(name).stem
+
+
+def unpack_archives(folder: str | os.PathLike, dest: str | os.PathLike, *, quiet: bool = False) -> list[Path]:
+    """Unpack every archive below ``folder`` once, with :func:`safe_extract`, into ``dest``.
+
+    An archive ``folder/a/b/X.zip`` goes to ``dest/a/b/X/``; one that is unpacked already is
+    left as it is. Hidden files and partial downloads (``*.part``) are skipped. Parallel
+    callers for the same ``dest`` unpack each archive once (a lock beside ``dest``). Returns the
+    folders the archives were unpacked into.
+    """
+    folder, dest = Path(folder), Path(dest)
+    archives = []
+    for path in sorted(folder.rglob("*")):
+        rel = path.relative_to(folder)
+        if path.is_file() and is_archive_name(path) and not any(part.startswith(".") for part in rel.parts):
+            archives.append(path)
+    if not archives:
+        return []
+    unpacked = []
+    with exclusive(dest.parent / f".{dest.name}.lock"):
+        for archive in archives:
+            target = dest / archive.relative_to(folder).parent / archive_stem(archive)
+            if not target.exists():
+                if not quiet:
+                    print(f"unpacking {archive} -> {target}")
+                safe_extract(archive, target)
+            unpacked.append(target)
+    return unpacked
 
 
 @dataclass(frozen=True)

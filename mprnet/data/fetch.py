@@ -5,8 +5,10 @@ One *source* of the registry (``config/datasets.yaml``) is fetched into
 and is kept between runs, so an interrupted transfer resumes (HTTP ``Range`` requests; gdown's
 own resume for Google Drive). The final folder appears, by one rename, only after every file
 has been checked: not an HTML page (Google Drive answers a quota page with status 200),
-archives readable, sizes and sha256 equal to the lock file (recorded on the first verified
-download, enforced after).
+archives readable, the content preparable (``content_check``: what the converters need is
+there, whatever the archive or folder is called) and sizes and sha256 equal to the lock that
+holds the source (:class:`mprnet.data.lock.SourceLocks`: pinned, or trusted on the first
+successful prepare).
 
 Source kinds: ``http`` (a plain file URL), ``gdrive_file`` and ``gdrive_folder`` (through
 ``gdown``), ``manual`` (a page behind a registration form: the user downloads by hand into a
@@ -28,12 +30,12 @@ import urllib.parse
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from ..errors import DataError
 from .extract import is_archive_name
 from .filelock import exclusive
-from .lock import FileRecord, LockFile
+from .lock import FileRecord, LockFile, SourceLocks, trusted_lock
 
 CHUNK = 1 << 20
 # Network reads are smaller: a cut connection loses the chunk being read, so this bounds what
@@ -252,8 +254,19 @@ def _content_range_total(value: str) -> int | None:
 # --------------------------------------------------------------------------- Google Drive
 
 def gdrive_download(url: str, out_dir: Path, *, folder: bool, filename: str | None = None,
-                    retries: int = 5, quiet: bool = False) -> None:
-    """Fetch a Google Drive file or folder into ``out_dir`` through gdown (resuming, retrying)."""
+                    retries: int = 5, quiet: bool = False, source_id: str | None = None) -> None:
+    """Fetch a Google Drive file or folder into ``out_dir`` through gdown (resuming, retrying).
+
+    gdown must meet the floor of ``pyproject.toml`` (checked first: gdown 5.x lists at most 50
+    files of a Drive folder, and the test sets are folders of 98 to 13,711 files; versions
+    before 6.3 lack the ``retries`` argument). Every failure becomes a ``DataError`` naming
+    the source and what to do: Drive's quota, a network failure (resumed on the next run), or
+    a failure inside gdown itself.
+    """
+    from ..deps import require
+
+    label = f"source {source_id!r} ({url})" if source_id else url
+    require("gdown")
     import gdown
     import requests
     from gdown.exceptions import DownloadError, FileURLRetrievalError
@@ -268,13 +281,29 @@ def gdrive_download(url: str, out_dir: Path, *, folder: bool, filename: str | No
     except FileURLRetrievalError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DataError(
-            f"{url}: Google Drive did not hand out the file ({first}). This is usually the download "
+            f"{label}: Google Drive did not hand out the file ({first}). This is usually the download "
             "quota ('Too many users have viewed or downloaded this file recently'): try again in 24 "
             "hours, download it in a browser into the drop folder, or use a mirror (--mirror). "
             "Completed files are kept and the next run resumes."
         ) from None
     except (DownloadError, requests.RequestException, OSError) as exc:
-        raise DataError(f"{url}: Google Drive download failed ({_short(exc)}); the next run resumes") from None
+        raise DataError(f"{label}: Google Drive download failed ({_short(exc)}); the next run resumes") from None
+    except Exception as exc:  # noqa: BLE001 - gdown failed in itself: say so, with the fix
+        raise DataError(_gdown_failure(label, exc)) from None
+
+
+def _gdown_failure(label: str, exc: Exception) -> str:
+    from importlib.metadata import version
+
+    from ..deps import FIX
+
+    what = f"{type(exc).__name__}: {_short(exc)}"
+    if "FolderContentsMaximumLimit" in type(exc).__name__ or "at least 50 files" in str(exc):
+        return (f"{label}: gdown {version('gdown')} stops at 50 files per Google Drive folder ({what}); "
+                f"gdown 6 lists whole folders: {FIX}, or pip install 'gdown>=6.3'. Completed files are kept.")
+    return (f"{label}: gdown {version('gdown')} failed inside the library ({what}). Install the versions this "
+            f"project is tested with ({FIX}) and run again (completed files are kept), or download the files "
+            "in a browser into the drop folder, or use a mirror (--mirror).")
 
 
 # --------------------------------------------------------------------------- sources
@@ -298,40 +327,32 @@ def manual_instructions(source_id: str, source: dict, drop: Path) -> str:
     ]
     if source.get("registration"):
         lines.append(f"     {source['registration'].strip()}")
-    lines.append(f"  2. Download these files and put them in {drop}/ :")
-    for spec in source.get("expect", []):
-        patterns = spec["glob"] if isinstance(spec["glob"], list) else [spec["glob"]]
-        shown = " or ".join(dict.fromkeys(p.removeprefix("**/") for p in patterns))
-        count = f" ({spec['count']} file{'s' if spec['count'] != 1 else ''})" if "count" in spec else ""
-        lines.append(f"       - {shown}{count}")
+    lines.append(f"  2. Download this and put it, as an archive or unpacked, in {drop}/ :")
+    for item in source.get("download", []):
+        lines.append(f"       - {item}")
     for note in source.get("notes", []):
         lines.append(f"     note: {note}")
     lines.append("  3. Run the same `mprnet fetch` command again; the files are checked and moved into place.")
     return "\n".join(lines)
 
 
-def _check_expected(source_id: str, source: dict, folder: Path) -> list[str]:
-    """Problems with the files a source must contain (``expect`` in the registry)."""
-    problems = []
-    for spec in source.get("expect", []):
-        patterns = spec["glob"] if isinstance(spec["glob"], list) else [spec["glob"]]
-        counts = {p: len([m for m in folder.glob(p) if not m.name.startswith(".")]) for p in patterns}
-        want = spec.get("count")
-        if not any((n == want) if want is not None else n > 0 for n in counts.values()):
-            got = ", ".join(f"{p}: {n}" for p, n in counts.items())
-            problems.append(f"expected {want if want is not None else 'at least 1'} of {' or '.join(patterns)} (found {got})")
-    return problems
-
-
-def _verify_files(source_id: str, folder: Path, where: str, *, delete_bad: bool = True) -> dict[str, FileRecord]:
-    """Check each downloaded file (HTML pages, unreadable archives) and hash it."""
+def hash_files(folder: Path, label: str, progress: bool = True) -> dict[str, FileRecord]:
+    """Size and sha256 of every file of a source folder (:func:`source_files`), by relative path."""
     from tqdm import tqdm
 
-    records: dict[str, FileRecord] = {}
+    files = source_files(folder)
+    return {path.relative_to(folder).as_posix(): FileRecord(size=path.stat().st_size, sha256=sha256_file(path))
+            for path in tqdm(files, desc=f"sha256 {label}", unit="file", leave=False,
+                             disable=not progress or len(files) < 20)}
+
+
+def _verify_files(source_id: str, folder: Path, where: str, *, delete_bad: bool = True,
+                  progress: bool = True) -> dict[str, FileRecord]:
+    """Check each downloaded file (HTML pages, unreadable archives) and hash it."""
     files = source_files(folder)
     if not files:
         raise DataError(f"source {source_id!r} ({where}): nothing was downloaded into {folder}")
-    for path in tqdm(files, desc=f"verify {source_id}", unit="file", leave=False, disable=len(files) < 20):
+    for path in files:
         rel = path.relative_to(folder).as_posix()
         if path.suffix.lower() not in (".html", ".htm") and looks_like_html(_file_head(path)):
             if delete_bad:  # so that the next run downloads it again instead of resuming it
@@ -339,8 +360,7 @@ def _verify_files(source_id: str, folder: Path, where: str, *, delete_bad: bool 
             raise _html_error(f"source {source_id!r} file {rel}", where)
         if is_archive_name(path):
             _check_archive(path)
-        records[rel] = FileRecord(size=path.stat().st_size, sha256=sha256_file(path))
-    return records
+    return hash_files(folder, source_id, progress)
 
 
 def _return_to_drop(partial: Path, dropped: Path, rels: list[str]) -> None:
@@ -364,6 +384,9 @@ def _check_archive(path: Path) -> None:
         raise DataError(f"{path}: truncated or corrupt archive ({_short(exc)}); delete it and fetch again") from None
 
 
+ContentCheck = Callable[[Path], "str | None"]
+
+
 def fetch_source(
     source_id: str,
     source: dict,
@@ -371,38 +394,58 @@ def fetch_source(
     downloads: Path,
     drop: Path,
     lock: LockFile,
+    trusted: LockFile | None = None,
+    content_check: ContentCheck | None = None,
     mirror: str | None = None,
     update_lock: bool = False,
     verify: bool = False,
     retry: RetryPolicy = RetryPolicy(),
     progress: bool = True,
 ) -> Path:
-    """Fetch one source into ``downloads/<source_id>/`` (see the module docstring); return that folder."""
+    """Fetch one source into ``downloads/<source_id>/`` (see the module docstring); return that folder.
+
+    ``lock`` is the pinned lock (``config/datasets.lock.yaml``), ``trusted`` the first-use lock
+    (default ``downloads/sources.lock.yaml``); a source held by neither is accepted unrecorded
+    (the first successful ``prepare`` records it). ``content_check(folder)`` returns None when
+    the files in ``folder`` hold what the converters need, else a message saying what was found
+    and what is missing (:func:`mprnet.data.converters.content_gate`); without it any non-empty
+    content passes. Raises ``DataError`` (one line naming the source and file) on any failure,
+    ``ManualDownloadRequired`` while a manual source's drop folder lacks what is needed.
+    """
+    locks = SourceLocks(lock, trusted if trusted is not None else trusted_lock(downloads))
     # One fetch per source at a time; a job that waited finds the folder complete.
     with exclusive(downloads / PARTIAL_DIR / f"{source_id}.lock"):
-        lock.refresh(source_id)  # a job we waited for may have recorded this source meanwhile
-        return _fetch_source(source_id, source, downloads=downloads, drop=drop, lock=lock, mirror=mirror,
-                             update_lock=update_lock, verify=verify, retry=retry, progress=progress)
+        locks.refresh(source_id)  # a job we waited for may have recorded this source meanwhile
+        return _fetch_source(source_id, source, downloads=downloads, drop=drop, locks=locks,
+                             content_check=content_check, mirror=mirror, update_lock=update_lock,
+                             verify=verify, retry=retry, progress=progress)
 
 
-def _fetch_source(source_id: str, source: dict, *, downloads: Path, drop: Path, lock: LockFile,
-                  mirror: str | None, update_lock: bool, verify: bool, retry: RetryPolicy,
-                  progress: bool) -> Path:
+def _fetch_source(source_id: str, source: dict, *, downloads: Path, drop: Path, locks: SourceLocks,
+                  content_check: ContentCheck | None, mirror: str | None, update_lock: bool, verify: bool,
+                  retry: RetryPolicy, progress: bool) -> Path:
     final = downloads / source_id
     if final.is_dir():
         if verify:
-            lock.check(source_id, _verify_files(source_id, final, "local copy", delete_bad=False), where=str(final))
+            if locks.holder(source_id) is None:
+                raise DataError(f"source {source_id!r}: nothing to verify {final} against: neither "
+                                f"{locks.pinned.path} nor {locks.trusted.path} records it yet (the first "
+                                "successful `mprnet prepare` of a dataset from it does)")
+            locks.check(source_id, _verify_files(source_id, final, "local copy", delete_bad=False,
+                                                 progress=progress), where=str(final))
         return final
     partial = downloads / PARTIAL_DIR / source_id
     partial.mkdir(parents=True, exist_ok=True)
     kind = source["kind"]
-    locked = lock.files(source_id)
+    locked = locks.files(source_id)
+    manual = kind == "manual" and not mirror
 
     if mirror:
         if not locked:
             raise DataError(
-                f"source {source_id!r}: a mirror is set but {lock.path} has no files for it; fetch it "
-                "once from the original source (without --mirror) so the lock records what to ask for"
+                f"source {source_id!r}: a mirror is set but neither {locks.pinned.path} nor {locks.trusted.path} "
+                "has files for it; fetch it once from the original source (without --mirror) and prepare a "
+                "dataset from it, so that the lock records what to ask the mirror for"
             )
         base = mirror.rstrip("/") + "/" + urllib.parse.quote(source_id) + "/"
         for rel, rec in sorted(locked.items()):
@@ -422,50 +465,58 @@ def _fetch_source(source_id: str, source: dict, *, downloads: Path, drop: Path, 
                           retry=retry, progress=progress)
         where = source["url"]
     elif kind in ("gdrive_file", "gdrive_folder"):
-        gdrive_download(source["url"], partial, folder=kind == "gdrive_folder",
-                        filename=source.get("filename"), retries=retry.retries, quiet=not progress)
+        gdrive_download(source["url"], partial, folder=kind == "gdrive_folder", filename=source.get("filename"),
+                        retries=retry.retries, quiet=not progress, source_id=source_id)
         where = source["url"]
     elif kind == "manual":
         dropped = drop / source_id
-        # Files move out of the drop folder as they arrive, so a second visit only adds the rest.
+        # Files move out of the drop folder as they arrive; anything refused goes back there.
         for path in source_files(dropped) if dropped.is_dir() else []:
             target = partial / path.relative_to(dropped)
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.move(path, target)  # same file system in the usual layout: a rename
-        problems = _check_expected(source_id, source, partial)
-        if problems or not source_files(partial):
+        if not source_files(partial):
             dropped.mkdir(parents=True, exist_ok=True)
             raise ManualDownloadRequired(source_id, manual_instructions(source_id, source, dropped)
-                                         + "\n  Still missing: " + ("; ".join(problems) or "every file"))
+                                         + f"\n  Nothing is in {dropped} yet.")
         where = f"drop folder {dropped}"
     else:  # the schema rules this out; kept for callers that skip validation
         raise DataError(f"source {source_id!r}: unknown kind {kind!r}")
 
-    problems = _check_expected(source_id, source, partial)
-    if problems:
-        raise DataError(f"source {source_id!r} ({where}) is incomplete: " + "; ".join(problems)
-                        + f". The files so far are in {partial}")
-    manual = kind == "manual" and not mirror
+    def hand_back() -> None:  # the user's files: every one goes back rather than being kept or deleted
+        _return_to_drop(partial, drop / source_id, [p.relative_to(partial).as_posix() for p in source_files(partial)])
+
     try:
-        records = _verify_files(source_id, partial, where, delete_bad=not manual)
+        records = _verify_files(source_id, partial, where, delete_bad=not manual, progress=progress)
     except DataError:
-        if manual:  # the user's files: hand every one back rather than keep or delete any
-            _return_to_drop(partial, drop / source_id, [p.relative_to(partial).as_posix() for p in source_files(partial)])
-        raise
-    try:
-        lock.check(source_id, records, where=where, update=update_lock)
-    except DataError as exc:
-        # Wrong bytes must not be picked up by the next run's resume logic. A download is
-        # deleted; a file the user dropped may be their only copy, so it goes back where it was.
-        wrong = [rel for rel, rec in records.items() if locked.get(rel) != rec]
         if manual:
-            _return_to_drop(partial, drop / source_id, [p.relative_to(partial).as_posix() for p in source_files(partial)])
-            raise DataError(f"{exc}\n  Every dropped file is back in {drop / source_id}; nothing was deleted.") from None
-        for rel in wrong:
-            (partial / rel).unlink(missing_ok=True)
+            hand_back()
         raise
-    if lock.changed:
-        lock.save()
+    # Bytes first (cheap, and a copy that differs from its lock is not even unpacked), then
+    # content; --update-lock records the new bytes only once the content is known to be good.
+    if not update_lock:
+        try:
+            locks.check(source_id, records, where=where)
+        except DataError as exc:
+            # Wrong bytes must not be picked up by the next run's resume logic. A download is
+            # deleted; a file the user dropped may be their only copy, so it goes back where it was.
+            if manual:
+                hand_back()
+                raise DataError(f"{exc}\n  Every dropped file is back in {drop / source_id}; nothing was deleted.") from None
+            for rel in [rel for rel, rec in records.items() if locked.get(rel) != rec]:
+                (partial / rel).unlink(missing_ok=True)
+            raise
+    refusal = content_check(partial) if content_check is not None else None
+    if refusal:
+        if manual:
+            hand_back()
+            raise ManualDownloadRequired(
+                source_id, manual_instructions(source_id, source, drop / source_id)
+                + f"\n  What was dropped cannot be prepared (every file is back in {drop / source_id}): {refusal}")
+        raise DataError(f"source {source_id!r} ({where}) cannot be prepared from what was downloaded: {refusal}. "
+                        f"The files so far are in {partial}")
+    if update_lock:
+        locks.check(source_id, records, where=where, update=True)
     final.parent.mkdir(parents=True, exist_ok=True)
     os.replace(partial, final)
     return final

@@ -96,13 +96,14 @@ def load_registry(path: str | os.PathLike = DEFAULT_REGISTRY) -> Registry:
                     f"{path}: datasets.{name}.layout.splits.{split}.source: unknown source {spec['source']!r}"
                 )
         _check_converter_keys(path, name, entry)
+        _check_stem_scheme(path, name, entry)
     return Registry(path=path, sources=sources, datasets=datasets, mirror=raw.get("mirror"))
 
 
 # Keys each converter understands in a split spec (besides source and count).
 CONVERTER_KEYS = {
     "paired_folders": {"input", "target", "pair_by"},
-    "gopro": {"input", "target", "pair_by", "blur_folder"},
+    "gopro": {"input", "target", "pair_by"},
     "hide": {"input", "target", "pair_by"},
     "realblur": {"input", "target", "pair_by", "list"},
     "sidd_blocks": {"noisy", "gt"},
@@ -124,3 +125,11 @@ def _check_converter_keys(path: Path, name: str, entry: dict) -> None:
                 f"{path}: datasets.{name}.layout.splits.{split}: key(s) {', '.join(extra)} "
                 f"mean nothing to converter {converter!r} (it reads {', '.join(sorted(allowed))})"
             )
+
+
+def _check_stem_scheme(path: Path, name: str, entry: dict) -> None:
+    from .stems import SCHEMES
+
+    stem = entry["layout"].get("stem")
+    if stem is not None and stem not in SCHEMES:
+        raise ConfigError(f"{path}: datasets.{name}.layout.stem: {stem!r} is not one of {', '.join(SCHEMES)}")
