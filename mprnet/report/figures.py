@@ -331,11 +331,11 @@ def training_curves(logs: pd.DataFrame):
             low, high = float(late.min()), float(late.max())
             pad = 0.08 * (high - low) or 0.01 * abs(high) or 0.01
             ax.set_ylim(low - pad, high + pad)
-            ax.text(0.99, 0.98, f"first {LATE_FRACTION:.0%} of iterations off the top", transform=ax.transAxes,
-                    ha="right", va="top", fontsize=8, color="#555555")
         elif metric == "loss" and (values > 0).all() and values.max() > 10 * values.min():
             ax.set_yscale("log")
-        ax.set_xlabel("iteration")
+        clipped = ax.get_ylim()[1] < float(values.max()) if len(values) else False
+        # Said under the axis, where no legend can cover it.
+        ax.set_xlabel("iteration" + (f"  (first {LATE_FRACTION:.0%} of iterations off the top)" if clipped else ""))
         ax.set_ylabel(loss_label.replace(" (", "\n(") if metric == "loss" else "validation PSNR (dB)")
         ax.set_title(f"{name}: {'training loss' if metric == 'loss' else 'validation PSNR'}")
         if ax.get_legend_handles_labels()[0]:
