@@ -46,6 +46,9 @@ def read_scores(path: str | Path):
         if not pd.api.types.is_numeric_dtype(frame[column]):
             bad = frame.loc[pd.to_numeric(frame[column], errors="coerce").isna(), column].iloc[0]
             raise DataError(f"{path}: column {column} holds {bad!r}, not a number")
+    from ..metrics.scoring import check_scores
+
+    check_scores(frame, str(path))  # NaN or empty cells: no mean is computed from them
     return frame
 
 

@@ -26,12 +26,18 @@ at the same iteration and rank 0 writes the one checkpoint. Running the same com
 Slurm signals every process of the job at once, so the progress bar and messages go through
 ``console.GuardedStream``: a stdout/stderr that went away (EPIPE, closed) is dropped, never raised.
 
-A non-finite loss stops training with ``TrainingDiverged`` naming the first bad iteration;
-no checkpoint is written after it, so the last good one stays as it was.
+Non-finite numbers never become a result. A non-finite loss, a validation PSNR that is NaN
+(or -inf), or weights holding NaN or infinite values when a file is due (checked on the
+weights themselves before every ``checkpoint.pt``, ``model_best.pt`` and ``model_final.pt``: the
+loss seen before a save belongs to the step *before* the saved weights) stop training with
+``TrainingDiverged`` naming the iteration; nothing is written from them, so the last good
+checkpoint, whose own weights were checked, stays as it was. A checkpoint whose weights are not
+finite is refused on ``--resume`` as well.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import math
 import os
@@ -63,7 +69,11 @@ class TrainingInterrupted(Exception):
 
 
 class TrainingDiverged(MPRNetError):
-    """The loss became NaN or infinite."""
+    """The loss, the validation PSNR or the weights became NaN or infinite."""
+
+
+class PeerFailed(MPRNetError):
+    """Another process of the run failed (it reports why); this one stopped with it."""
 
 
 @dataclass
@@ -101,12 +111,6 @@ class Dist:
             created = True
         cpu_group = None if dist.get_backend() == "gloo" else dist.new_group(backend="gloo")
         return cls(rank, world, local, created, cpu_group)
-
-    def barrier(self) -> None:
-        if self.world_size > 1:
-            import torch.distributed as dist
-
-            dist.barrier()
 
     def all_reduce(self, tensor, op: str = "sum"):
         if self.world_size > 1:
@@ -455,6 +459,9 @@ class Trainer:
 
             load_weights(model, self.cfg["model"]["init_weights"])
         if state is not None:
+            from ..checkpoint import check_finite_weights
+
+            check_finite_weights(state["model"], str(self.ckpt_path))
             try:
                 model.load_state_dict(state["model"], strict=True)
             except RuntimeError as exc:
@@ -489,11 +496,11 @@ class Trainer:
         """Train from ``self.start`` to the end; returns ``model_final.pt``.
 
         Raises ``TrainingInterrupted`` after the stop checkpoint, ``TrainingDiverged`` on a
-        non-finite loss (checked at every log, validation and checkpoint), ``MPRNetError`` if
-        the data loader ends early.
+        non-finite loss (checked at every log, validation and checkpoint), a NaN validation or
+        non-finite weights when a file is due, ``MPRNetError`` if the data loader ends early.
         """
         if self.start >= self.total:
-            if self.dist.is_main and not (self.out / FINAL_MODEL).exists():
+            if self.dist.any_rank(self.dist.is_main and not (self.out / FINAL_MODEL).exists()):
                 self.save_final()
             return self.out / FINAL_MODEL
         loader = self._prepare_loop()
@@ -506,9 +513,7 @@ class Trainer:
             self.metrics.close()
         if self.iteration < self.total:
             raise MPRNetError(f"the data loader ended at iteration {self.iteration} of {self.total}")
-        if self.dist.is_main:
-            self.save_final()
-        self.dist.barrier()
+        self.save_final()
         return self.out / FINAL_MODEL
 
     def _prepare_loop(self):
@@ -593,7 +598,10 @@ class Trainer:
         if sync:
             self.log_window()
         if due_val:
-            self.save_best(self.validation())
+            psnr = self.validation()
+            if math.isnan(psnr) or psnr == -math.inf:
+                raise self._diverged(f"validation PSNR {psnr} dB at iteration {it}")
+            self.save_best(psnr)
         if due_ckpt:
             self.save()
         if stop_now:
@@ -615,11 +623,15 @@ class Trainer:
         bad = int(self.first_bad)
         if bad < 0:
             return
+        raise self._diverged(f"non-finite loss at iteration {bad} (epoch {(bad - 1) // self.per_epoch + 1})")
+
+    def _diverged(self, what: str) -> TrainingDiverged:
+        """The error that stops a run at ``what``, naming the run and its last good checkpoint."""
         if self.last_saved > 0:
-            raise TrainingDiverged(
-                f"non-finite loss at iteration {bad} (epoch {(bad - 1) // self.per_epoch + 1}); training stopped, "
-                f"the last good checkpoint {self.ckpt_path} (iteration {self.last_saved}) is untouched")
-        raise TrainingDiverged(f"non-finite loss at iteration {bad}; training stopped, no checkpoint was written")
+            kept = f"the last good checkpoint {self.ckpt_path} (iteration {self.last_saved}, finite weights) is untouched"
+        else:
+            kept = "no checkpoint was written"
+        return TrainingDiverged(f"{self.out}: {what}; training stopped, {kept}")
 
     def log_window(self) -> None:
         """The mean loss and speed since the last log, to metrics.csv/dvclive and the bar."""
@@ -665,21 +677,36 @@ class Trainer:
         """Write ``model_best.pt`` (main process) when ``psnr`` beats the best so far."""
         if psnr > self.best_psnr:
             self.best_psnr = psnr
-            if self.dist.is_main:
-                save_checkpoint(self.out / BEST_MODEL, _model_file(_cpu_state(self.model), self.cfg, self.iteration,
-                                                                   val_psnr=psnr))
+            self._write(self.out / BEST_MODEL, lambda state: _model_file(state, self.cfg, self.iteration, val_psnr=psnr))
 
     def save(self) -> None:
         """Write ``checkpoint.pt`` (main process, atomically) at ``self.iteration``; all wait."""
-        if self.dist.is_main:
-            save_checkpoint(self.ckpt_path, {
-                "model": _cpu_state(self.model), "optimizer": self.optimizer.state_dict(),
-                "scaler": self.scaler.state_dict(), "rng": capture_rng(), "iteration": self.iteration,
-                "best_psnr": self.best_psnr, "config": self.cfg,
-            })
-        self.dist.barrier()
+        self._write(self.ckpt_path, lambda state: {
+            "model": state, "optimizer": self.optimizer.state_dict(), "scaler": self.scaler.state_dict(),
+            "rng": capture_rng(), "iteration": self.iteration, "best_psnr": self.best_psnr, "config": self.cfg,
+        })
         self.last_saved = self.iteration
 
     def save_final(self) -> None:
         """Write ``model_final.pt``: ``{"format", "model", "config", "iteration"}``."""
-        save_checkpoint(self.out / FINAL_MODEL, _model_file(_cpu_state(self.model), self.cfg, self.iteration))
+        self._write(self.out / FINAL_MODEL, lambda state: _model_file(state, self.cfg, self.iteration))
+
+    def _write(self, path: Path, content) -> None:
+        """Write ``content(weights)`` to ``path`` on the main process, only if the weights are
+        finite; every process raises alike (``TrainingDiverged`` for non-finite weights; the
+        main process's write error, e.g. a full disk, and ``PeerFailed`` on the others)."""
+        from ..checkpoint import describe_non_finite, non_finite_tensors
+
+        weights = _unwrap(self.model).state_dict()
+        bad = non_finite_tensors(weights)
+        if self.dist.any_rank(bool(bad)):
+            why = describe_non_finite(weights, bad) if bad else "the weights of another process are not finite"
+            raise self._diverged(f"{path} not written: after iteration {self.iteration} {why}")
+        failure = None
+        if self.dist.is_main:
+            try:
+                save_checkpoint(path, content(_cpu_state(self.model)))
+            except MPRNetError as exc:
+                failure = exc
+        if self.dist.any_rank(failure is not None):
+            raise failure or PeerFailed(f"{path}: process 0 could not write it (its error says why)")
