@@ -164,7 +164,17 @@ def _forward(model, image, precision: str) -> list:
     return [o.float() for o in outputs]
 
 
-def restore_tensor(model, image, *, tile: int | None = None, overlap: int = 32, precision: str = "fp32") -> list:
+def check_tiling(tile: int, overlap: int, tile_key: str = "--tile", overlap_key: str = "--overlap") -> None:
+    """Refuse (``ConfigError`` naming the setting) a tile that is not a multiple of 8 or an
+    overlap outside ``[0, tile)``; the study checks its ``restore:`` settings with it when planning."""
+    if tile % 8:
+        raise ConfigError(f"{tile_key}: {tile} is not a multiple of 8")
+    if not 0 <= overlap < tile:
+        raise ConfigError(f"{overlap_key}: {overlap} must be >= 0 and smaller than the tile, {tile}")
+
+
+def restore_tensor(model, image, *, tile: int | None = None, overlap: int = DEFAULT_OVERLAP,
+                   precision: str = "fp32") -> list:
     """All stage outputs ``[final, ..., stage1]`` (each 1×3×H×W float32, unclamped) for a 1×3×H×W input.
 
     ``image``: float32 in [0, 1] on the model's device. ``precision``: ``fp32`` (plain forward)
@@ -175,14 +185,12 @@ def restore_tensor(model, image, *, tile: int | None = None, overlap: int = 32, 
     import torch
 
     _known_precision(precision)
+    if tile:
+        check_tiling(tile, overlap)
     h, w = image.shape[-2:]
     with torch.no_grad():
         if not tile or (tile >= h and tile >= w):
             return _forward(model, image, precision)
-        if tile % 8:
-            raise ConfigError(f"--tile: {tile} is not a multiple of 8")
-        if not 0 <= overlap < tile:
-            raise ConfigError(f"--overlap: {overlap} must be >= 0 and smaller than --tile {tile}")
         th, tw = min(tile, h), min(tile, w)
         rows, cols = tile_starts(h, th, overlap), tile_starts(w, tw, overlap)
         sums: list | None = None
@@ -207,7 +215,7 @@ def restore_folder(
     output_dir: str | os.PathLike,
     *,
     tile: int | None = None,
-    overlap: int = 32,
+    overlap: int = DEFAULT_OVERLAP,
     precision: str = "fp32",
     save_float: bool = False,
     save_stages: bool = False,
@@ -343,7 +351,7 @@ def register(subparsers) -> None:
     r.add_argument("--task", choices=TASKS,
                    help="preset for an official .pth (recognised from the weights when omitted)")
     r.add_argument("--tile", type=int, default=None, help="restore in TILE x TILE windows (multiple of 8)")
-    r.add_argument("--overlap", type=int, default=32, help="overlap between tiles in pixels (default 32)")
+    r.add_argument("--overlap", type=int, default=DEFAULT_OVERLAP, help=f"overlap between tiles in pixels (default {DEFAULT_OVERLAP})")
     r.add_argument("--precision", choices=PRECISIONS, default="fp32",
                    help="fp32 (default) or bf16: the network under bf16 autocast, outputs cast back to float32; "
                         "an error on a device that would emulate bf16 (no AVX512-BF16/AMX CPU, no bf16 GPU)")

@@ -33,7 +33,7 @@ def register(subparsers) -> None:
 
 def _apply_sets(config: dict, sets: list[str]) -> dict:
     from ..errors import ConfigError
-    from .config import parse_yaml
+    from ..yaml_files import parse_yaml
 
     for item in sets:
         key, sep, raw = item.partition("=")
@@ -45,7 +45,7 @@ def _apply_sets(config: dict, sets: list[str]) -> dict:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
                 raise ConfigError(f"--set {key}: {part} is not a section")
-        node[parts[-1]] = parse_yaml(raw)
+        node[parts[-1]] = parse_yaml(raw, f"--set {key}")
     return config
 
 

@@ -50,7 +50,7 @@ from typing import Any
 
 from ..errors import CheckpointError, ConfigError, MPRNetError
 from .checkpointing import capture_rng, load_checkpoint, restore_rng, save_checkpoint
-from .config import config_differences, dump_config, resolve_config
+from .config import check_batch_split, config_differences, dump_config, resolve_config
 from .console import GuardedStream
 
 CHECKPOINT = "checkpoint.pt"
@@ -433,6 +433,7 @@ class Trainer:
         from .schedule import WarmupCosine
 
         data_cfg, dist, progress = self.data_cfg, self.dist, self.rt["progress"] and self.dist.is_main
+        check_batch_split(data_cfg["batch_size"], dist.world_size, "this process group (WORLD_SIZE)")
         verify = data_cfg["verify"] and dist.is_main
         self.pairs = scan_pairs(data_cfg["train"], patch_size=data_cfg["patch_size"], pad_small=data_cfg["pad_small"],
                                 verify=verify, progress=progress)
@@ -442,8 +443,6 @@ class Trainer:
             if data_cfg["val_max_images"]:
                 self.val_pairs = self.val_pairs[: data_cfg["val_max_images"]]
         self.per_epoch = iterations_per_epoch(len(self.pairs), data_cfg["batch_size"])
-        if data_cfg["batch_size"] % dist.world_size:
-            raise ConfigError(f"data.batch_size: {data_cfg['batch_size']} is not divisible by the {dist.world_size} processes")
         sched, tr = self.cfg["schedule"], self.tr
         self.total = total_iterations(sched["unit"], sched["length"], self.per_epoch)
         self.schedule = WarmupCosine(self.cfg["optim"]["lr"], self.cfg["optim"]["min_lr"], sched["warmup"], sched["t_max"])
