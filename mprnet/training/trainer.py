@@ -278,14 +278,21 @@ class _MetricsLog:
         if not self.enabled:
             return
         row = {"iteration": iteration, **{k: ("" if v is None else v) for k, v in values.items()}}
-        self.writer.writerow({k: row.get(k, "") for k in CSV_COLUMNS})
-        self.fh.flush()
-        if self.live is not None:
-            self.live.step = iteration
-            for key, value in values.items():
-                if value is not None and key != "epoch":
-                    name = f"val/{key}" if key == "val_psnr" else f"train/{key}"
-                    self.live.log_metric(name, float(value))
+        target = self.csv_path
+        try:  # a full disk here is one error naming the file, not a traceback
+            self.writer.writerow({k: row.get(k, "") for k in CSV_COLUMNS})
+            self.fh.flush()
+            if self.live is not None:
+                target = Path(self.live.dir)
+                self.live.step = iteration
+                for key, value in values.items():
+                    if value is not None and key != "epoch":
+                        name = f"val/{key}" if key == "val_psnr" else f"train/{key}"
+                        self.live.log_metric(name, float(value))
+        except OSError as exc:
+            from ..atomic import write_failure
+
+            raise write_failure(target, exc) from None
 
     def close(self) -> None:
         if not self.enabled:
