@@ -54,7 +54,8 @@ def _train(args: argparse.Namespace) -> int:
     the stop checkpoint), and with ``--log`` everything is appended to that file too.
 
     With ``runtime.processes`` > 1 (and not already started by a launcher) this process starts
-    that many copies of the command instead (``launch.py``) and returns their common status.
+    that many copies of the command instead (``launch.py``), holding the run folder's lock for
+    them (``runlock.py``), and returns their common status.
     """
     import sys
 
@@ -62,12 +63,15 @@ def _train(args: argparse.Namespace) -> int:
     from .config import load_config, resolve_config
     from .console import guarded_console
     from .launch import is_main_worker, is_worker, launch
+    from .runlock import run_lock
     from .trainer import TrainingInterrupted, train
 
     if not is_worker():
+        processes = 1
         with contextlib.suppress(MPRNetError):  # a bad config is reported below, in --log too
             processes = resolve_config(_apply_sets(load_config(args.config), args.set))["runtime"]["processes"]
-            if processes > 1:
+        if processes > 1:
+            with run_lock(args.out):  # held for the workers, before any of them starts
                 return launch(_worker_args(args), processes)
     main, world = is_main_worker(), int(os.environ.get("WORLD_SIZE", "1"))
     header = "mprnet train" + (" --resume" if args.resume else "") + (f" processes={world}" if world > 1 else "")

@@ -327,28 +327,34 @@ def train(config: dict, out_dir: str | os.PathLike, *, resume: bool = False) -> 
     """Train MPRNet as ``config`` says; returns the path of ``model_final.pt``.
 
     ``resume``: continue from ``out_dir/checkpoint.pt`` when it exists (otherwise start).
-    Raises ``TrainingInterrupted`` after checkpointing on SIGTERM/SIGUSR1, ``TrainingDiverged``
-    on a non-finite loss, ``ConfigError``/``DataError``/``CheckpointError`` on bad input, the
-    latter three before any training step.
+    The run folder's lock (``runlock.run_lock``) is held throughout (by rank 0, unless the
+    launcher of ``runtime.processes`` holds it). Raises ``RunLocked`` when another trainer
+    holds it, ``TrainingInterrupted`` after checkpointing on SIGTERM/SIGUSR1,
+    ``TrainingDiverged`` on non-finite numbers, ``ConfigError``/``DataError``/``CheckpointError``
+    on bad input, the latter three before any training step.
     """
     import torch
 
+    from .launch import is_main_worker
+    from .runlock import run_lock
+
     cfg = resolve_config(config)
     rt = cfg["runtime"]
-    want_cuda = rt["device"].startswith("cuda") or (rt["device"] == "auto" and torch.cuda.is_available())
-    if want_cuda and torch.cuda.is_available() and "LOCAL_RANK" in os.environ:
-        torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))  # before NCCL picks a device
-    dist = Dist.from_env("cuda" if want_cuda else "cpu")
-    previous = torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.benchmark
-    try:
-        with _StopFlag() as stop:
-            trainer = Trainer(cfg, Path(out_dir), dist, stop)
-            trainer.setup(resume)
-            return trainer.fit()
-    finally:
-        torch.use_deterministic_algorithms(previous[0])
-        torch.backends.cudnn.benchmark = previous[1]
-        dist.close()
+    with run_lock(out_dir) if is_main_worker() else contextlib.nullcontext():  # one trainer per folder
+        want_cuda = rt["device"].startswith("cuda") or (rt["device"] == "auto" and torch.cuda.is_available())
+        if want_cuda and torch.cuda.is_available() and "LOCAL_RANK" in os.environ:
+            torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))  # before NCCL picks a device
+        dist = Dist.from_env("cuda" if want_cuda else "cpu")
+        previous = torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.benchmark
+        try:
+            with _StopFlag() as stop:
+                trainer = Trainer(cfg, Path(out_dir), dist, stop)
+                trainer.setup(resume)
+                return trainer.fit()
+        finally:
+            torch.use_deterministic_algorithms(previous[0])
+            torch.backends.cudnn.benchmark = previous[1]
+            dist.close()
 
 
 class Trainer:
