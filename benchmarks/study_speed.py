@@ -39,13 +39,11 @@ KINDS = {"native": {}, "avx2": {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILI
 
 def study_runs(config_path: Path) -> list[dict]:
     """(key, task, model overrides, patch, batch, iterations, amp) of every run of the study."""
-    import yaml
-
     from mprnet.study.config import load_study
     from mprnet.training.config import resolve_config
+    from mprnet.yaml_files import read_yaml_mapping
 
-    config = yaml.safe_load(config_path.read_text())
-    study = load_study(config, ROOT / "workflow" / "schemas" / "config.schema.yaml", ROOT)
+    study = load_study(read_yaml_mapping(config_path), ROOT / "workflow" / "schemas" / "config.schema.yaml", ROOT)
     runs = []
     for run in study.runs:
         cfg = resolve_config(run.config)

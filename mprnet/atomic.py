@@ -4,17 +4,24 @@
   renamed onto it (``os.replace``) when complete.
 * :func:`staged_folder`: a whole folder of outputs, written into a hidden folder beside its final
   path and renamed into place when every file is done.
+
+A write that fails in the file system (no space left, quota, permissions) raises
+:class:`~mprnet.errors.OutputError` naming the file and the cause (:func:`write_failure`), and
+the previous file at the final path stays as it was.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
 import signal
 import tempfile
 from pathlib import Path
 from typing import Iterator
+
+from .errors import OutputError
 
 # mkstemp creates 0600 files; results on a shared cluster must get the usual umask-based mode.
 _UMASK = os.umask(0)
@@ -30,11 +37,14 @@ def atomic_path(path: str | os.PathLike, *, suffix: str | None = None) -> Iterat
     final extension because writers such as PIL and ``torch.save`` users dispatch on it.
     """
     final = Path(path)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(
-        prefix=f".{final.name}.", suffix=final.suffix if suffix is None else suffix, dir=final.parent
-    )
-    os.close(fd)
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(
+            prefix=f".{final.name}.", suffix=final.suffix if suffix is None else suffix, dir=final.parent
+        )
+        os.close(fd)
+    except OSError as exc:
+        raise write_failure(final, exc) from None
     tmp = Path(tmp_name)
     try:
         yield tmp
@@ -42,9 +52,27 @@ def atomic_path(path: str | os.PathLike, *, suffix: str | None = None) -> Iterat
             os.fsync(fh.fileno())
         os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, final)
+    except OSError as exc:
+        if exc.filename not in (None, str(tmp), tmp):
+            raise  # about another file the block read, not this write
+        raise write_failure(final, exc) from None
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def write_failure(path: str | os.PathLike, exc: OSError) -> OutputError:
+    """The one-line error for ``exc`` raised while writing ``path``: the file and the cause,
+    with the free space left when the cause is a full disk or quota."""
+    path = Path(path)
+    cause = exc.strerror or str(exc) or type(exc).__name__
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        try:
+            free = shutil.disk_usage(path.parent).free
+            cause += f": {free / 2**20:.1f} MiB free in {path.parent}"
+        except OSError:
+            pass
+    return OutputError(f"{path}: not written ({cause}); whatever was there before is unchanged")
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:

@@ -8,7 +8,9 @@ checkpoint can never run code):
 * this project's training checkpoints ``{"model": state_dict, ...}``.
 
 A ``module.`` prefix (``nn.DataParallel``) is stripped. Any problem raises
-:class:`~mprnet.errors.CheckpointError` naming the file and listing the offending keys.
+:class:`~mprnet.errors.CheckpointError` naming the file and listing the offending keys; so do
+weights holding NaN or infinite values (:func:`check_finite_weights`): one NaN weight makes every
+restored image black, and a checkpoint is only "good" when its own weights are finite.
 """
 
 from __future__ import annotations
@@ -94,16 +96,47 @@ def _fill_aliases(model: nn.Module, state: dict[str, Tensor], source: str) -> di
     return state
 
 
-def load_weights(model: nn.Module, source: str | Path | Mapping[str, Tensor]) -> nn.Module:
+def non_finite_tensors(state: Mapping[str, Tensor]) -> list[str]:
+    """The keys of the floating-point tensors of ``state`` that hold NaN or infinite values
+    (one check on the tensors' device, then the keys only when there are any)."""
+    floats = [(k, v) for k, v in state.items() if isinstance(v, Tensor) and v.is_floating_point()]
+    if not floats:
+        return []
+    with torch.no_grad():
+        if bool(torch.stack([torch.isfinite(v).all() for _, v in floats]).all()):
+            return []
+        return [k for k, v in floats if not bool(torch.isfinite(v).all())]
+
+
+def describe_non_finite(state: Mapping[str, Tensor], keys: list[str]) -> str:
+    """``N of M weight tensors hold NaN or infinite values (key: n of size, ...)``."""
+    counts = [f"{k}: {int((~torch.isfinite(state[k])).sum())} of {state[k].numel()}" for k in keys[:5]]
+    more = f", ... and {len(keys) - 5} more" if len(keys) > 5 else ""
+    total = sum(1 for v in state.values() if isinstance(v, Tensor) and v.is_floating_point())
+    return f"{len(keys)} of {total} weight tensors hold NaN or infinite values ({', '.join(counts)}{more})"
+
+
+def check_finite_weights(state: Mapping[str, Tensor], source: str) -> None:
+    """Raise ``CheckpointError`` naming ``source`` when a weight of ``state`` is NaN or infinite."""
+    bad = non_finite_tensors(state)
+    if bad:
+        raise CheckpointError(f"{source}: {describe_non_finite(state, bad)}; refused: restored with it, "
+                              "images come out NaN (black), and training cannot continue from it")
+
+
+def load_weights(model: nn.Module, source: str | Path | Mapping[str, Tensor], name: str | None = None) -> nn.Module:
     """Load a checkpoint file or a state dict into ``model`` strictly; returns ``model``.
 
-    Missing keys, unexpected keys and shape mismatches are all listed in one CheckpointError
-    (e.g. a checkpoint of another preset or of another ``num_stages``/``sam``/``csff`` setting).
+    Missing keys, unexpected keys, shape mismatches (e.g. a checkpoint of another preset or of
+    another ``num_stages``/``sam``/``csff`` setting) and non-finite weights are all refused with
+    one CheckpointError, named by the file (or ``name``, e.g. the file a state dict came from).
     """
     if isinstance(source, Mapping):
-        name, state = "state dict", _as_state_dict(source, "state dict")
+        name = name or "state dict"
+        state = _as_state_dict(source, name)
     else:
-        name, state = str(source), read_state_dict(source)
+        name, state = name or str(source), read_state_dict(source)
+    check_finite_weights(state, name)
     state = _fill_aliases(model, state, name)
     expected = model.state_dict()
     missing = [k for k in expected if k not in state]

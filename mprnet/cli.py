@@ -1,9 +1,10 @@
 """The ``mprnet`` command: one sub-command per step of the study.
 
 Each area of the package registers its own sub-commands through ``register(subparsers)``;
-errors caused by the user's input (``MPRNetError``) print one line and exit with status 2, and
-so does a failure inside a library older than the floor ``pyproject.toml`` gives it (the line
-names the library and the fix, :mod:`mprnet.deps`).
+errors caused by the user's input (``MPRNetError``) and of the file system (``OSError``: no space
+left, no permission, named by the writer where it knows the file) print one bounded line
+(``errors.one_line``) and exit with status 2, and so does a failure inside a library older than
+the floor ``pyproject.toml`` gives it (the line names the library and the fix, :mod:`mprnet.deps`).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import importlib
 import sys
 
 from . import __version__
-from .errors import MPRNetError
+from .errors import MPRNetError, one_line
 
 COMMAND_MODULES = (
     "mprnet.data.cli",
@@ -37,7 +38,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except MPRNetError as exc:
-        print(f"mprnet {args.command}: error: {exc}", file=sys.stderr)
+        print(f"mprnet {args.command}: error: {one_line(exc)}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"mprnet {args.command}: error: {one_line(where + (exc.strerror or str(exc)))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"mprnet {args.command}: interrupted", file=sys.stderr)
@@ -50,8 +55,8 @@ def main(argv: list[str] | None = None) -> int:
         old = outdated()
         if not old:
             raise
-        print(f"mprnet {args.command}: error: {type(exc).__name__}: {exc}; probably because "
-              + "; ".join(floor.message() for floor in old), file=sys.stderr)
+        why = f"{type(exc).__name__}: {exc}; probably because " + "; ".join(floor.message() for floor in old)
+        print(f"mprnet {args.command}: error: {one_line(why)}", file=sys.stderr)
         return 2
 
 

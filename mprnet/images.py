@@ -26,6 +26,11 @@ _TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 _TIFF_SAMPLE_FORMAT = {1: "unsigned integer", 2: "signed integer", 3: "floating-point", 4: "undefined"}
 _TIFF_PHOTOMETRIC = {0: "grey", 1: "grey", 2: "rgb", 3: "palette", 6: "rgb"}  # 6: YCbCr, decoded to RGB
 _CONVERT_HINT = "convert it to 8-bit RGB first (README: input policy)"
+# The most pixels an image may claim: Pillow's default limit (2**30 / 12, a 1 GiB float32 RGB
+# array), checked from the header before anything is decoded. A larger claim is a corrupt
+# header or a decompression bomb (a few bytes that decode to gigabytes), never a study image.
+MAX_PIXELS = 1024 * 1024 * 1024 // 4 // 3
+_JPEG_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
 
 
 @dataclass(frozen=True)
@@ -90,8 +95,10 @@ def read_rgb(path: str | os.PathLike) -> np.ndarray:
     * Refused with ``DataError`` naming the file: more than 8 bits per sample (16-bit PNG or
       TIFF of any colour type, 16-bit-per-pixel BMP), floating-point or signed TIFF, CMYK
       (JPEG or TIFF) and other colour spaces, TIFF palettes with 16-bit entries, formats other
-      than PNG/JPEG/BMP/TIFF, and missing, truncated or unreadable files. Nothing is rescaled:
-      a silent ÷257 or colour conversion would change every score computed from it.
+      than PNG/JPEG/BMP/TIFF, a header claiming more than ``MAX_PIXELS`` pixels (checked
+      before decoding: a decompression bomb), and missing, truncated or unreadable files.
+      Nothing is rescaled: a silent ÷257 or colour conversion would change every score
+      computed from it.
     """
     return _examine(Path(path), decode=True)[0]
 
@@ -103,6 +110,10 @@ def _examine(path: Path, *, decode: bool, verify: bool = False) -> tuple[np.ndar
         with open(path, "rb") as fh:
             head = fh.read(64)
             info = _header_info(path, head, fh)
+            if info is not None:
+                check_pixels(path, info.width, info.height)
+            elif head.startswith(b"\xff\xd8"):
+                check_pixels(path, *_jpeg_size(fh))
             fh.seek(0)
             with Image.open(fh) as img:
                 info = _complete_info(path, head, img, info)
@@ -127,11 +138,45 @@ def _examine(path: Path, *, decode: bool, verify: bool = False) -> tuple[np.ndar
         raise DataError(f"{path}: no such file") from None
     except IsADirectoryError:
         raise DataError(f"{path}: a folder, not an image file") from None
+    except Image.DecompressionBombError as exc:  # a size the header checks above did not see
+        raise DataError(f"{path}: refused, its size is a decompression bomb's ({exc})") from None
     except (UnidentifiedImageError, OSError, SyntaxError, EOFError, ValueError, KeyError, struct.error) as exc:
         raise DataError(f"{path}: unreadable, truncated or corrupt image ({exc})") from None
     if array.dtype != np.uint8 or array.ndim != 3 or array.shape[2] != 3:
         raise DataError(f"{path}: expected 8-bit RGB, got {array.dtype} with shape {array.shape}")
     return array, info
+
+
+def check_pixels(path: Path, width: int, height: int) -> None:
+    """Refuse (``DataError`` naming the file) an image whose header claims more than
+    ``MAX_PIXELS`` pixels, before any of them is decoded."""
+    if width * height > MAX_PIXELS:
+        raise DataError(f"{path}: its header claims {width}x{height} pixels ({width * height:,}), more than the "
+                        f"{MAX_PIXELS:,} the study decodes; a corrupt header or a decompression bomb, refused "
+                        "before decoding")
+
+
+def _jpeg_size(fh: Any) -> tuple[int, int]:
+    """(width, height) from a JPEG's frame header (SOF), read marker by marker; (0, 0) if none."""
+    fh.seek(2)
+    while True:
+        marker = fh.read(2)
+        if len(marker) < 2 or marker[0] != 0xFF:
+            return 0, 0
+        if marker[1] in (0xD8, 0x01) or 0xD0 <= marker[1] <= 0xD7 or marker[1] == 0xFF:
+            if marker[1] == 0xFF:
+                fh.seek(-1, 1)
+            continue
+        length = fh.read(2)
+        if len(length) < 2:
+            return 0, 0
+        if marker[1] in _JPEG_SOF:
+            frame = fh.read(5)
+            if len(frame) < 5:
+                return 0, 0
+            height, width = struct.unpack(">HH", frame[1:5])
+            return width, height
+        fh.seek(struct.unpack(">H", length)[0] - 2, 1)
 
 
 def _refuse(path: Path, what: str) -> DataError:
@@ -153,10 +198,14 @@ def _header_info(path: Path, head: bytes, fh: Any) -> ImageInfo | None:
     if head.startswith(b"BM") and len(head) >= 30:
         header_size = int.from_bytes(head[14:18], "little")
         bits = int.from_bytes(head[24:26] if header_size == 12 else head[28:30], "little")
+        if header_size == 12:
+            width, height = struct.unpack("<HH", head[18:22])
+        else:
+            width, height = (abs(v) for v in struct.unpack("<ii", head[18:26]))  # negative: top-down
         if bits in (1, 4, 8):
-            return ImageInfo(path, "BMP", 0, 0, bits, "palette", False)
+            return ImageInfo(path, "BMP", width, height, bits, "palette", False)
         if bits in (24, 32):
-            return ImageInfo(path, "BMP", 0, 0, 8, "rgb", False)
+            return ImageInfo(path, "BMP", width, height, 8, "rgb", False)
         raise _refuse(path, f"BMP with {bits} bits per pixel (not 8 bits per channel)")
     if head[:4] in _TIFF_MAGIC:
         return _tiff_info(path, head, fh)
@@ -234,16 +283,30 @@ def list_images(folder: str | os.PathLike) -> list[Path]:
 def read_float_rgb(path: str | os.PathLike) -> np.ndarray:
     """Read an unquantised prediction saved as ``.npy`` (H×W×3 float in [0, 1]) as float32.
 
-    Out-of-range values are refused, not clamped: the official test scripts clamp before saving,
-    so values outside [0, 1] mean the file did not come from a restore step.
+    The header is checked before any value is read: the shape (H×W×3, at most ``MAX_PIXELS``
+    pixels), a float dtype, and a file long enough for that shape (a truncated file, or a
+    header claiming more than the file holds, is refused rather than allocated). NaN,
+    infinite and out-of-range values are refused, not clamped: the official test scripts clamp
+    before saving, so values outside [0, 1] mean the file did not come from a restore step.
     """
     path = Path(path)
     try:
-        array = np.load(path, allow_pickle=False)
+        mapped = np.load(path, mmap_mode="r", allow_pickle=False)  # the header only, nothing read yet
     except (OSError, ValueError, EOFError) as exc:
+        if "mmap length is greater than file size" in str(exc):
+            raise DataError(f"{path}: its .npy header claims a larger array than the file holds (truncated, or "
+                            "a corrupt header), refused before reading") from None
         raise DataError(f"{path}: unreadable .npy file ({exc})") from None
-    if array.ndim != 3 or array.shape[2] != 3 or array.dtype.kind != "f":
-        raise DataError(f"{path}: expected an H×W×3 float array, got {array.dtype} {array.shape}")
+    if (not isinstance(mapped, np.ndarray) or mapped.ndim != 3 or mapped.shape[2] != 3 or mapped.dtype.kind != "f"
+            or mapped.size == 0):
+        what = f"{mapped.dtype} {mapped.shape}" if isinstance(mapped, np.ndarray) else type(mapped).__name__
+        raise DataError(f"{path}: expected an H×W×3 float array, got {what}")
+    check_pixels(path, mapped.shape[1], mapped.shape[0])
+    try:
+        array = np.array(mapped)
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{path}: unreadable .npy file ({exc})") from None
+    del mapped
     if not np.isfinite(array).all():
         raise DataError(f"{path}: contains NaN or infinite values")
     low, high = float(array.min()), float(array.max())

@@ -15,6 +15,10 @@
   without quantising, as ``Denoising/test_DND.py`` feeds the DND crops; ``mprnet prepare dnd``
   writes them to ``test/input_float``). Anything else there (a 2-D or integer array, values outside
   [0, 1], NaN) is a ``DataError`` naming the file, and so are two inputs sharing a stem.
+* Non-finite numbers: a checkpoint with a NaN or infinite weight is refused when it is loaded
+  (``checkpoint.check_finite_weights``), and an image whose outputs (final or any stage) hold
+  NaN or infinite values is refused (``NonFiniteError`` naming the input and the checkpoint)
+  before anything is written of it: clamped and quantised, NaN becomes 0, a black image.
 * Outputs: ``<out>/<stem>.png`` (clamped, x255, round half to even: ``images.to_uint8``),
   optionally ``<out>/float/<stem>.npy`` (H×W×3 float32 in [0,1], unquantised, for the SIDD
   protocol) and ``<out>/stages/<stem>_stage<k>.png`` for the earlier stages k = 1..S-1, and
@@ -48,13 +52,14 @@ TASKS = tuple(PRESETS)
 PRECISIONS = ("fp32", "bf16")
 RECORD_NAME = "restore.json"
 RECORD_FORMAT = "mprnet-restore/1"
+DEFAULT_OVERLAP = 32
 
 
 def load_restorer(checkpoint: str | os.PathLike, task: str | None = None):
     """(model in eval mode, description) for any accepted checkpoint."""
     import torch
 
-    from .checkpoint import load_weights, read_state_dict
+    from .checkpoint import check_finite_weights, load_weights, read_state_dict
     from .model import build_model
 
     path = Path(checkpoint)
@@ -72,9 +77,10 @@ def load_restorer(checkpoint: str | os.PathLike, task: str | None = None):
             model = build_model(cfg["task"], **cfg["model"].get("overrides", {}))
         except (TypeError, ValueError) as exc:
             raise CheckpointError(f"{path}: its saved model config cannot be built ({exc})") from None
-        load_weights(model, obj["model"])
+        load_weights(model, obj["model"], name=str(path))
         return model.eval(), f"{cfg['task']} (our checkpoint, iteration {obj.get('iteration')})"
     state = read_state_dict(path)
+    check_finite_weights(state, str(path))
     if task is None:
         task = infer_task(state)
         if task is None:
@@ -158,7 +164,17 @@ def _forward(model, image, precision: str) -> list:
     return [o.float() for o in outputs]
 
 
-def restore_tensor(model, image, *, tile: int | None = None, overlap: int = 32, precision: str = "fp32") -> list:
+def check_tiling(tile: int, overlap: int, tile_key: str = "--tile", overlap_key: str = "--overlap") -> None:
+    """Refuse (``ConfigError`` naming the setting) a tile that is not a multiple of 8 or an
+    overlap outside ``[0, tile)``; the study checks its ``restore:`` settings with it when planning."""
+    if tile % 8:
+        raise ConfigError(f"{tile_key}: {tile} is not a multiple of 8")
+    if not 0 <= overlap < tile:
+        raise ConfigError(f"{overlap_key}: {overlap} must be >= 0 and smaller than the tile, {tile}")
+
+
+def restore_tensor(model, image, *, tile: int | None = None, overlap: int = DEFAULT_OVERLAP,
+                   precision: str = "fp32") -> list:
     """All stage outputs ``[final, ..., stage1]`` (each 1×3×H×W float32, unclamped) for a 1×3×H×W input.
 
     ``image``: float32 in [0, 1] on the model's device. ``precision``: ``fp32`` (plain forward)
@@ -169,14 +185,12 @@ def restore_tensor(model, image, *, tile: int | None = None, overlap: int = 32, 
     import torch
 
     _known_precision(precision)
+    if tile:
+        check_tiling(tile, overlap)
     h, w = image.shape[-2:]
     with torch.no_grad():
         if not tile or (tile >= h and tile >= w):
             return _forward(model, image, precision)
-        if tile % 8:
-            raise ConfigError(f"--tile: {tile} is not a multiple of 8")
-        if not 0 <= overlap < tile:
-            raise ConfigError(f"--overlap: {overlap} must be >= 0 and smaller than --tile {tile}")
         th, tw = min(tile, h), min(tile, w)
         rows, cols = tile_starts(h, th, overlap), tile_starts(w, tw, overlap)
         sums: list | None = None
@@ -201,7 +215,7 @@ def restore_folder(
     output_dir: str | os.PathLike,
     *,
     tile: int | None = None,
-    overlap: int = 32,
+    overlap: int = DEFAULT_OVERLAP,
     precision: str = "fp32",
     save_float: bool = False,
     save_stages: bool = False,
@@ -218,8 +232,9 @@ def restore_folder(
     ``model``), ``precision``, ``tile``, ``overlap``, ``device``, ``torch`` (version), ``mprnet``
     (version) and ``images`` (count); no time stamps, so the same run writes the same record.
     Returns the PNG paths written. Raises ``ConfigError`` for a precision the device cannot run
-    (``check_precision``) and ``DataError`` for an empty folder, two inputs with one stem, or an
-    unreadable input (naming the file).
+    (``check_precision``), ``DataError`` for an empty folder, two inputs with one stem, or an
+    unreadable input (naming the file), and ``NonFiniteError`` for an input whose outputs are
+    not finite (naming it; ``mprnet restore`` then leaves no output folder).
     """
     import torch
     from tqdm import tqdm
@@ -236,6 +251,7 @@ def restore_folder(
     for path in tqdm(inputs, desc="restore", unit="img", disable=not progress):
         x = torch.from_numpy(read_float_input(path).transpose(2, 0, 1).copy())[None].to(device)
         outputs = restore_tensor(model, x, tile=tile, overlap=overlap, precision=precision)
+        _check_finite_outputs(outputs, path, source)
         final = _hwc(outputs[0])
         target = out / f"{path.stem}.png"
         write_png(target, to_uint8(final))
@@ -254,6 +270,23 @@ def restore_folder(
               "images": len(written)}
     atomic_write_text(out / RECORD_NAME, json.dumps(record, indent=2) + "\n")
     return written
+
+
+def _check_finite_outputs(outputs: list, path: Path, source: Mapping[str, Any] | None) -> None:
+    """Refuse (``NonFiniteError`` naming the input and the checkpoint) outputs holding NaN or
+    infinite values: clamped and quantised they would be written as black pixels."""
+    import torch
+
+    from .errors import NonFiniteError
+
+    if all(bool(torch.isfinite(o).all()) for o in outputs):
+        return
+    bad = sum(int((~torch.isfinite(o)).sum()) for o in outputs)
+    total = sum(o.numel() for o in outputs)
+    where = f" with {source['checkpoint']}" if source and source.get("checkpoint") else ""
+    raise NonFiniteError(f"{path}: restoring it{where} gave NaN or infinite values ({bad} of {total} output "
+                         f"values, {100 * bad / total:.3g}%); nothing written, no image or float output is "
+                         "made from them")
 
 
 def read_record(folder: str | os.PathLike) -> dict | None:
@@ -318,7 +351,7 @@ def register(subparsers) -> None:
     r.add_argument("--task", choices=TASKS,
                    help="preset for an official .pth (recognised from the weights when omitted)")
     r.add_argument("--tile", type=int, default=None, help="restore in TILE x TILE windows (multiple of 8)")
-    r.add_argument("--overlap", type=int, default=32, help="overlap between tiles in pixels (default 32)")
+    r.add_argument("--overlap", type=int, default=DEFAULT_OVERLAP, help=f"overlap between tiles in pixels (default {DEFAULT_OVERLAP})")
     r.add_argument("--precision", choices=PRECISIONS, default="fp32",
                    help="fp32 (default) or bf16: the network under bf16 autocast, outputs cast back to float32; "
                         "an error on a device that would emulate bf16 (no AVX512-BF16/AMX CPU, no bf16 GPU)")

@@ -17,7 +17,7 @@ import sys
 import traceback
 from typing import Iterator
 
-from .errors import MPRNetError
+from .errors import MPRNetError, one_line
 
 
 @contextlib.contextmanager
@@ -46,7 +46,7 @@ def job_log(snakemake) -> Iterator[None]:
         try:
             yield
         except MPRNetError as exc:
-            print(f"{snakemake.rule}: error: {exc}", file=sys.stderr)
+            print(f"{snakemake.rule}: error: {one_line(exc)}", file=sys.stderr)
             status = 2
         except Exception:  # noqa: BLE001 - a bug: its traceback belongs in the job's log
             traceback.print_exc()

@@ -312,13 +312,44 @@ def test_not_fetched_yet(project):
 
 
 def test_copy_files_for_weights(project):
+    import torch
+
+    from mprnet.errors import CheckpointError
+
     src = project.source("w")
-    (src / "model_deblurring.pth").write_bytes(b"weights")
+    torch.save({"state_dict": {"conv.weight": torch.ones(2, 2)}}, src / "model_deblurring.pth")
     project.dataset("pretrained_deblurring", "copy_files",
                     {"files": {"source": "w", "files": {"model_deblurring.pth": "*.pth"}}})
     (out,) = project.prepare("pretrained_deblurring")
     assert out == project.data / "pretrained_deblurring"
-    assert (out / "model_deblurring.pth").read_bytes() == b"weights"
+    assert (out / "model_deblurring.pth").read_bytes() == (src / "model_deblurring.pth").read_bytes()
+    # What prepare accepts it reads as its user will: weights that do not load, or are NaN, are refused.
+    for content in (b"weights", {"state_dict": {"conv.weight": torch.full((2, 2), float("nan"))}}):
+        if isinstance(content, bytes):
+            (src / "model_deblurring.pth").write_bytes(content)
+        else:
+            torch.save(content, src / "model_deblurring.pth")
+        with pytest.raises(CheckpointError, match="model_deblurring.pth"):
+            project.prepare("pretrained_deblurring", force=True)
+    assert (out / "model_deblurring.pth").exists() and not list(project.data.glob(".*prepare-*"))
+
+
+@pytest.mark.parametrize("converter", ["paired_folders", "copy_tree"])
+def test_a_truncated_png_is_refused_and_no_split_is_called_prepared(project, converter):
+    """Before: prepare checked headers only and copied a truncated 8-bit RGB PNG byte for byte
+    into a split it called validated (Snakemake then took the split as done)."""
+    src = project.source("s")
+    for k in range(3):
+        save(src / "test" / "input" / f"{k}.png", rgb(24, 32, k))
+        save(src / "test" / "target" / f"{k}.png", rgb(24, 32, 10 + k))
+    victim = src / "test" / "target" / "1.png"
+    data = victim.read_bytes()
+    victim.write_bytes(data[: len(data) * 2 // 3])
+    split = {"test": {"source": "s", "count": 3}} if converter == "paired_folders" else {"files": {"source": "s"}}
+    project.dataset("set", converter, split)
+    with pytest.raises(DataError, match=r"1\.png: unreadable, truncated or corrupt image"):
+        project.prepare("set")
+    assert not (project.data / "set").exists()
 
 
 def test_prepare_command(project, capsys):

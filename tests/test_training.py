@@ -372,3 +372,21 @@ def test_launcher_shares_the_job_threads_among_its_processes():
     env = {}
     share_threads(env, 2)
     assert env == {"OMP_NUM_THREADS": "1"}
+
+
+def test_a_batch_that_does_not_divide_over_the_processes_is_refused_before_any_process_starts(
+        pairs_dir, tmp_path, monkeypatch, capsys):
+    """Before: each attempt started N processes, checksummed the training set, then failed."""
+    import yaml
+
+    from mprnet.cli import main
+
+    monkeypatch.setattr("mprnet.training.launch.launch", lambda *a: pytest.fail("processes were started"))
+    monkeypatch.setattr("mprnet.training.trainer.Trainer.setup", lambda *a: pytest.fail("the data were read"))
+    config = tmp_path / "run.yaml"
+    config.write_text(yaml.safe_dump(tiny_config(pairs_dir, batch_size=3, runtime={"processes": 2})))
+    assert main(["train", "--config", str(config), "--out", str(tmp_path / "run")]) == 2
+    assert "data.batch_size: 3 does not divide evenly over the 2 processes of runtime.processes" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+    with pytest.raises(ConfigError, match=r"optim\.betas\[1\]: nan is not a finite number"):
+        resolve_config(tiny_config(pairs_dir, optim={"betas": [0.9, float("nan")]}))

@@ -186,6 +186,29 @@ BAD_CONFIGS = {
     "report setting unknown": (lambda s: s.update(report={"visual_image": 3}), "demo.report.visual_image: unknown key"),
     "restore precision unknown": (lambda s: s["tasks"]["deraining"].update(restore={"precision": "fp16"}),
                                   "demo.tasks.deraining.restore.precision"),
+    # Checks the jobs made, needing only the config: at planning time now (issue 20, item 2).
+    "batch that does not divide over the processes": (
+        lambda s: s["tasks"]["deraining"]["recipe"].update(data={"batch_size": 3}, runtime={"processes": 2}),
+        "demo.tasks.deraining.recipe (run main/deraining/full/seed0): data.batch_size: 3 does not divide evenly "
+        "over the 2 processes"),
+    "ablation batch that does not divide": (
+        lambda s: s["ablations"]["recipe"].update(runtime={"processes": 3}),
+        "demo.ablations.recipe (run ablation/deblurring/full/seed0): data.batch_size: 8 does not divide"),
+    "recipe section not a mapping": (lambda s: s["tasks"]["deraining"].update(recipe={"data": 48}),
+                                     "demo.tasks.deraining.recipe.data: expected a mapping of data settings, got 48"),
+    "ablation recipe section not a mapping": (lambda s: s["ablations"].update(recipe={"optim": [1e-4]}),
+                                              "demo.ablations.recipe.optim: expected a mapping"),
+    "recipe sets the model": (lambda s: s["ablations"]["recipe"].update(model={"overrides": {"n_feat": 4}}),
+                              "demo.ablations.recipe.model: unknown key"),
+    "fp16 on the CPU": (lambda s: s["tasks"]["denoising"]["recipe"].update(train={"amp": "fp16"}),
+                        "train.amp: fp16 autocast needs a GPU, but runtime.device is cpu"),
+    "infinite learning rate": (lambda s: s["tasks"]["denoising"]["recipe"].update(optim={"lr": float("inf")}),
+                               "optim.lr: inf is not a finite number"),
+    "restore tile not a multiple of 8": (lambda s: s["tasks"]["deraining"].update(restore={"tile": 100}),
+                                         "demo.tasks.deraining.restore.tile: 100 is not a multiple of 8"),
+    "restore overlap as large as the tile": (
+        lambda s: s["tasks"]["deraining"].update(restore={"tile": 64, "overlap": 64}),
+        "demo.tasks.deraining.restore.overlap: 64 must be >= 0 and smaller than the tile"),
 }
 
 
@@ -255,13 +278,20 @@ def test_shipped_configs_are_valid():
     assert demo.source == "demo" and demo.data_root.startswith("data/demo")
 
 
-def test_snakemake_stops_before_any_job_on_a_bad_config(workdir):
-    config = _bad(lambda s: s["ablations"]["variants"].update(single_stage={"num_stages": 1, "csff": False}))
-    path = write_config(workdir, "bad.yaml", config)
-    proc = snakemake(workdir, "--cores", "1", "--configfile", path)
-    assert proc.returncode != 0
-    assert "demo.ablations.variants.single_stage.csff" in proc.stderr
-    assert not re.search(r"^(local)?rule \w+:", proc.stdout + proc.stderr, re.M)
+@pytest.mark.parametrize("case", ["impossible variant", "batch that does not divide over the processes",
+                                  "recipe section not a mapping"])
+def test_snakemake_stops_before_any_job_on_a_bad_config(workdir, case):
+    """Before: `batch_size: 3` with 2 processes passed `snakemake -n` and failed in every attempt
+    of its train job (after N processes had checksummed the training set), and `recipe: {data:
+    48}` stopped planning with "TypeError: 'int' object is not iterable" at common.smk line 35."""
+    mutate, key = BAD_CONFIGS[case]
+    path = write_config(workdir, "bad.yaml", _bad(mutate))
+    for args in (["-n"], ["--cores", "1"]):
+        proc = snakemake(workdir, *args, "--configfile", path)
+        out = proc.stdout + proc.stderr
+        assert proc.returncode != 0
+        assert f"invalid config: config key {key}" in out and "Traceback" not in out, out[-3000:]
+        assert not re.search(r"^(local)?rule \w+:", out, re.M)
     assert not (workdir / "results").exists() and not (workdir / "data").exists()
 
 
@@ -399,3 +429,115 @@ def test_training_killed_by_sigterm_is_retried_and_resumes_to_the_same_weights(w
     uninterrupted = torch.load(fresh / "model_final.pt", weights_only=True)["model"]
     assert resumed.keys() == uninterrupted.keys()
     assert all(torch.equal(resumed[k], uninterrupted[k]) for k in resumed)
+
+
+# --------------------------------------------------------------------------- numbers
+
+def _study_with_numbers(workdir: Path, forms: dict[str, str]) -> str:
+    """config/numbers.yaml: the demo study (no anchors) with each ``forms`` placeholder written
+    as the given text, unquoted, as a person types it."""
+    config = _config("demo.yaml")
+    tasks = config["demo"]["tasks"]
+    tasks["deraining"]["recipe"]["optim"] = {"lr": "RAIN_LR", "min_lr": "MIN_RAIN_LR"}
+    tasks["deblurring"]["recipe"]["optim"] = {"lr": "BLUR_LR", "weight_decay": "BLUR_WD"}
+    tasks["denoising"]["recipe"]["optim"] = {"lr": "NOISE_LR"}
+    tasks["denoising"]["recipe"]["loss"] = {"eps": "NOISE_EPS"}
+    text = yaml.safe_dump(config, sort_keys=False)
+    for placeholder, form in sorted(forms.items(), key=lambda item: -len(item[0])):  # longest first
+        text = text.replace(placeholder, form)
+    (workdir / "config" / "numbers.yaml").write_text(text)
+    return "config/numbers.yaml"
+
+
+def test_numbers_written_by_dvc_and_by_hand_reach_the_runs_as_numbers(workdir):
+    """Before: Snakemake's YAML 1.1 reader took `lr: 1e-05` (what `dvc exp run -S ...lr=1e-5`
+    writes) and `lr: 2e-4` typed by hand for strings: "optim.lr: '1e-05' is not of type
+    'number'", while `mprnet train --config` read 2e-4 as 0.0002. One reading now, tested with
+    the forms DVC (its own -S code) and people write, through the rule that writes run.yaml."""
+    from dvc.utils.hydra import apply_overrides
+
+    forms = {"RAIN_LR": "2e-4", "MIN_RAIN_LR": "1E-7", "BLUR_LR": "2.0e-4", "BLUR_WD": "1e+0",
+             "NOISE_LR": ".5e-3", "NOISE_EPS": "1e-1"}
+    path = _study_with_numbers(workdir, forms)
+    apply_overrides(str(workdir / path), ["+demo.ablations.recipe.optim.lr=1e-5",
+                                          "+demo.ablations.recipe.optim.min_lr=2e-7",
+                                          "+demo.ablations.recipe.optim.weight_decay=1E-5"])
+    written = (workdir / path).read_text()
+    assert "lr: 1e-05" in written and "min_lr: 2e-07" in written and "weight_decay: 1e-05" in written
+    targets = {f"results/demo/runs/{run}/seed0/run.yaml": run for run in
+               ("main/deraining/full", "main/deblurring/full", "main/denoising/full", "ablation/deblurring/no_sam")}
+    proc = snakemake(workdir, "--cores", "1", *targets, "--configfile", path)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    runs = {run: yaml.safe_load((workdir / target).read_text()) for target, run in targets.items()}
+    assert runs["main/deraining/full"]["optim"] == {"lr": 2e-4, "min_lr": 1e-7}
+    assert runs["main/deblurring/full"]["optim"] == {"lr": 2e-4, "weight_decay": 1.0}
+    assert runs["main/denoising/full"]["optim"] == {"lr": 5e-4} and runs["main/denoising/full"]["loss"]["eps"] == 0.1
+    assert runs["ablation/deblurring/no_sam"]["optim"] == {"lr": 1e-5, "min_lr": 2e-7, "weight_decay": 1e-5}
+    assert all(isinstance(v, float) for run in runs.values() for v in run["optim"].values())
+
+
+def test_a_quoted_number_is_text_for_the_study_and_for_mprnet_train_alike(workdir, tmp_path):
+    path = _study_with_numbers(workdir, {"RAIN_LR": "'2e-4'", "MIN_RAIN_LR": "1e-6", "BLUR_LR": "2e-4",
+                                         "BLUR_WD": "0", "NOISE_LR": "2e-4", "NOISE_EPS": "0.1"})
+    proc = snakemake(workdir, "-n", "--configfile", path)
+    assert proc.returncode != 0 and "optim.lr: '2e-4' is not of type 'number'" in proc.stdout + proc.stderr
+    run = tmp_path / "run.yaml"
+    run.write_text("task: denoising\ndata: {train: x}\noptim: {lr: '2e-4'}\n")
+    train = subprocess.run([sys.executable, "-m", "mprnet.cli", "train", "--config", str(run), "--out",
+                            str(tmp_path / "out")], capture_output=True, text=True, timeout=120)
+    assert train.returncode == 2 and "optim.lr: '2e-4' is not of type 'number'" in train.stderr
+
+
+@pytest.mark.parametrize("text, value", [("1e-05", 1e-5), ("2e-4", 2e-4), ("2.0e-4", 2e-4), ("1E-5", 1e-5),
+                                         (".5e-3", 5e-4), ("1e+16", 1e16), ("-3e2", -300.0), ("5.E-3", 5e-3),
+                                         ("1_000e-3", 1.0), ("0.0002", 2e-4), ("1.5", 1.5)])
+def test_the_one_yaml_reader_reads_every_float_form_dvc_python_and_people_write(text, value):
+    from mprnet.yaml_files import parse_yaml
+
+    assert parse_yaml(f"x: {text}") == {"x": value}
+    assert parse_yaml(f"x: '{text}'") == {"x": text}  # quoted: text, as YAML says
+    assert parse_yaml(f"x: {repr(value)}") == {"x": value}  # Python's repr, which DVC and json write
+
+
+# --------------------------------------------------------------------------- a finished model is kept
+
+@pytest.mark.slow
+def test_a_config_change_whose_run_fails_keeps_the_finished_model_and_undoing_it_brings_it_back(workdir):
+    """Before: a changed run config moved the finished run's checkpoint aside and Snakemake
+    deleted its model_final.pt before the new run existed; when the new run failed, the model was
+    gone. Now the run of the old config waits in superseded/ and returns when the change is undone."""
+    import torch
+
+    config = _config("ci.yaml")
+    section = config["ci"]
+    section["tasks"] = {"deblurring": section["tasks"]["deblurring"]}
+    del section["ablations"], section["published"]
+    run = workdir / "results/ci/runs/main/deblurring/full/seed0"
+    target = str((run / "model_final.pt").relative_to(workdir))
+
+    path = write_config(workdir, "keep.yaml", config)
+    proc = snakemake(workdir, target, "--cores", "1", "--configfile", path, timeout=600)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    finished = torch.load(run / "model_final.pt", weights_only=True)["model"]
+
+    # A change that plans (the config is valid) but fails in the job: no image is 512 px wide.
+    changed = copy.deepcopy(config)
+    changed["ci"]["tasks"]["deblurring"]["recipe"]["data"]["patch_size"] = 512
+    path = write_config(workdir, "keep.yaml", changed)
+    proc = snakemake(workdir, target, "--cores", "1", "--configfile", path, timeout=600)
+    assert proc.returncode != 0
+    assert "smaller than the 512x512 training patch" in (run / "train.log").read_text()
+    assert not (run / "model_final.pt").exists()
+    kept = torch.load(run / "superseded" / "model_final.pt", weights_only=True)["model"]
+    assert all(torch.equal(kept[k], finished[k]) for k in finished)
+
+    # The change undone: the finished run comes back and is not trained again.
+    path = write_config(workdir, "keep.yaml", config)
+    proc = snakemake(workdir, target, "--cores", "1", "--configfile", path, timeout=600)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    assert "is back" in (workdir / "results/ci/logs/run_config/main/deblurring/full/seed0.log").read_text()
+    history = (run / "train.log").read_text()
+    assert history.rstrip().endswith(f"done, final model {run.relative_to(workdir)}/model_final.pt"), history[-500:]
+    assert "resuming" in history.split("== mprnet train")[-1]
+    back = torch.load(run / "model_final.pt", weights_only=True)["model"]
+    assert all(torch.equal(back[k], finished[k]) for k in finished)

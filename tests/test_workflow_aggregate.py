@@ -13,7 +13,7 @@ import yaml
 
 from mprnet.errors import ConfigError, DataError
 from mprnet.study.aggregate import aggregate
-from mprnet.study.files import set_aside_stale_checkpoint, write_run_config
+from mprnet.study.files import keep_superseded_run, write_run_config
 
 
 def _scores(path, psnr, ssim):
@@ -118,33 +118,58 @@ def _run_config(tmp_path, length):
             "schedule": {"unit": "iteration", "length": length}}
 
 
-def test_run_config_sets_aside_a_checkpoint_of_other_settings(tmp_path, capsys):
+def _fake_run(folder, config, *, finished: bool, mark: str):
+    """A run folder as mprnet train leaves it under ``config`` (its effective config.yaml)."""
     from mprnet.training.config import dump_config, resolve_config
 
-    run = tmp_path / "run"
-    run.mkdir()
-    dump_config(resolve_config(_run_config(tmp_path, 10)), run / "config.yaml")
-    (run / "checkpoint.pt").write_bytes(b"state")
+    folder.mkdir(parents=True, exist_ok=True)
+    dump_config(resolve_config(config), folder / "config.yaml")
+    (folder / "checkpoint.pt").write_text(f"state {mark}")
+    (folder / "metrics.csv").write_text(f"curves {mark}")
+    if finished:
+        (folder / "model_final.pt").write_text(f"model {mark}")
 
-    # Same settings (e.g. a retry after preemption): the checkpoint stays to be resumed.
-    assert set_aside_stale_checkpoint(run, _run_config(tmp_path, 10)) is None
-    write_run_config(_run_config(tmp_path, 10), run / "run.yaml")
-    assert (run / "checkpoint.pt").read_bytes() == b"state"
+
+def test_run_config_keeps_a_finished_model_of_other_settings_until_another_finished_run_replaces_it(tmp_path, capsys):
+    """Before: a changed setting moved the checkpoint aside and Snakemake deleted model_final.pt
+    before the new run existed; if the new run failed, the finished model was gone."""
+    from mprnet.training.config import dump_config, resolve_config
+
+    run, slot = tmp_path / "run", tmp_path / "run" / "superseded"
+    a, b, c = _run_config(tmp_path, 10), _run_config(tmp_path, 20), _run_config(tmp_path, 30)
+    _fake_run(run, a, finished=True, mark="A")
+
+    # Same settings (e.g. a retry after preemption): everything stays to be resumed.
+    assert keep_superseded_run(run, a) is None
+    write_run_config(a, run / "run.yaml")
+    assert (run / "checkpoint.pt").read_text() == "state A"
     assert yaml.safe_load((run / "run.yaml").read_text())["schedule"]["length"] == 10
-
     # train.amp auto: the effective config records what it resolved to; still the same run.
-    auto = _run_config(tmp_path, 10)
-    auto["train"] = {"amp": "auto"}
-    resolved = resolve_config(dict(auto, train={"amp": "bf16"}))
-    dump_config(resolved, run / "config.yaml")
-    assert set_aside_stale_checkpoint(run, auto) is None
-    dump_config(resolve_config(_run_config(tmp_path, 10)), run / "config.yaml")
+    auto = dict(a, train={"amp": "auto"})
+    dump_config(resolve_config(dict(auto, train={"amp": "bf16"})), run / "config.yaml")
+    assert keep_superseded_run(run, auto) is None
+    dump_config(resolve_config(a), run / "config.yaml")
 
-    # Changed settings: the old checkpoint must not be resumed under the new config.
-    assert set_aside_stale_checkpoint(run, _run_config(tmp_path, 20)) == run / "checkpoint.superseded.pt"
-    assert not (run / "checkpoint.pt").exists()
-    assert (run / "checkpoint.superseded.pt").read_bytes() == b"state"
-    assert "schedule.length" in capsys.readouterr().out
+    # Changed settings: the finished run of A moves, whole, to superseded/; the new run starts afresh.
+    assert "schedule.length" in keep_superseded_run(run, b)
+    assert not any((run / name).exists() for name in ("checkpoint.pt", "model_final.pt", "metrics.csv"))
+    assert [(slot / n).read_text() for n in ("model_final.pt", "checkpoint.pt", "metrics.csv")] == [
+        "model A", "state A", "curves A"]
+    # B fails half-way (an unfinished checkpoint) and the study changes again to C: B is dropped,
+    # A's finished model stays until a finished run replaces it.
+    _fake_run(run, b, finished=False, mark="B")
+    assert "dropped" in keep_superseded_run(run, c)
+    assert (slot / "model_final.pt").read_text() == "model A" and not (run / "checkpoint.pt").exists()
+    # Back to A: its run returns and is resumed (finished: the train job only writes its model again).
+    _fake_run(run, c, finished=False, mark="C")
+    assert "is back" in keep_superseded_run(run, a)
+    assert (run / "model_final.pt").read_text() == "model A" and (run / "checkpoint.pt").read_text() == "state A"
+    assert (slot / "checkpoint.pt").read_text() == "state C"  # no finished run to keep: the unfinished C is
+    # A finished run of C replaces the one of A when the study moves on.
+    _fake_run(run, c, finished=True, mark="C2")
+    keep_superseded_run(run, b)
+    assert (slot / "model_final.pt").read_text() == "model C2"
+    assert "run config:" in capsys.readouterr().out
 
 
 def test_run_config_refuses_what_the_trainer_would_reject(tmp_path, capsys):

@@ -61,6 +61,22 @@ def write_config(path: Path, config: dict) -> Path:
     return path
 
 
+def tiny_model_file(path: Path, state: dict | None = None) -> Path:
+    """A model file as ``mprnet train`` writes it (format, weights, effective config) of a tiny
+    denoiser: ``state``, or the seeded initial weights."""
+    import torch
+
+    from mprnet.model import build_model
+    from mprnet.training.config import resolve_config
+
+    if state is None:
+        torch.manual_seed(0)
+        state = build_model("denoising", **TINY_MODEL).state_dict()
+    cfg = resolve_config({"task": "denoising", "data": {"train": "unused"}, "model": {"overrides": dict(TINY_MODEL)}})
+    torch.save({"format": "mprnet-model/1", "model": state, "config": cfg, "iteration": 1}, path)
+    return path
+
+
 def final_weights(out_dir: Path) -> dict:
     import torch
 

@@ -23,7 +23,8 @@ before anything is written, so one image has one name whatever copy it came from
 * ``sidd_blocks``: the SIDD validation ``.mat`` blocks (uint8, so PNG is lossless);
 * ``sidd_medium_patches``: seeded random patches from SIDD-Medium sRGB;
 * ``dnd_crops``: the 20 boxes of each DND image, as 8-bit PNG plus exact float32 ``.npy``;
-* ``copy_files`` / ``copy_tree``: weights and result folders, copied as they are.
+* ``copy_files`` / ``copy_tree``: weights and result folders, copied as they are once read
+  (images decoded, weights loaded and found finite).
 * ``rain_norain``: JORDER-style pairs numbered N (Rain100L/H and RainTrainL/H as RCDNet, PReNet
   and MSPFN distribute them), matched by N.
 """
@@ -41,7 +42,7 @@ import numpy as np
 
 from ..atomic import atomic_write_text
 from ..errors import DataError
-from ..images import list_images, read_rgb, to_uint8, write_png
+from ..images import IMAGE_EXTENSIONS, list_images, read_rgb, to_uint8, write_png
 from .extract import is_archive_name, unpack_archives
 from .fetch import source_files
 from .pairs import Pair, copy_pairs, default_workers, pair_folders, validate_pairs
@@ -450,6 +451,19 @@ def write_dnd_crops(ctx: PrepareContext, split: str, spec: dict, located, out: P
     )
 
 
+def _check_readable(path: Path) -> None:
+    """What a copying converter accepts is read first, as its later reader will: images are
+    decoded (``read_rgb``), weights loaded (weights only) and checked to be finite; a truncated,
+    corrupt or refused file is a ``DataError``/``CheckpointError`` naming it, and nothing is kept."""
+    suffix = path.suffix.lower()
+    if suffix in IMAGE_EXTENSIONS:
+        read_rgb(path)
+    elif suffix in (".pth", ".pt"):
+        from ..checkpoint import check_finite_weights, read_state_dict
+
+        check_finite_weights(read_state_dict(path), str(path))
+
+
 def locate_copy_files(ctx: PrepareContext, split: str, spec: dict) -> dict[str, Path]:
     roots = ctx.roots(spec["source"])
     return {name: find_one(roots, pattern, dirs=False, what="file") for name, pattern in spec.get("files", {}).items()}
@@ -457,6 +471,7 @@ def locate_copy_files(ctx: PrepareContext, split: str, spec: dict) -> dict[str, 
 
 def write_copy_files(ctx: PrepareContext, split: str, spec: dict, files: dict[str, Path], out: Path) -> None:
     for name, path in files.items():
+        _check_readable(path)
         shutil.copyfile(path, out / name)
 
 
@@ -472,6 +487,7 @@ def locate_copy_tree(ctx: PrepareContext, split: str, spec: dict) -> list[tuple[
 
 def write_copy_tree(ctx: PrepareContext, split: str, spec: dict, files: list[tuple[Path, Path]], out: Path) -> None:
     for path, rel in files:
+        _check_readable(path)
         target = out / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, target)

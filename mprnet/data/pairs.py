@@ -17,7 +17,7 @@ from typing import Any
 
 from ..atomic import atomic_write_text
 from ..errors import DataError
-from ..images import inspect_image, list_images, pair_by_stem, read_rgb, write_png
+from ..images import inspect_image, list_images, pair_by_stem, read_image, write_png
 from .fetch import sha256_file
 
 MANIFEST_COLUMNS = ("stem", "height", "width", "input_sha256", "target_sha256")
@@ -78,13 +78,16 @@ def validate_pairs(pairs: list[Pair]) -> list[tuple[str, int, int]]:
 
 
 def _place_image(src: Path, dst: Path) -> None:
-    # Only a file that read_rgb returns as it is (8-bit RGB PNG, no transparency, by its IHDR)
-    # is copied byte for byte; anything else accepted (JPEG, palette, grey, alpha) is decoded
-    # once here so every later reader sees the same pixels; the rest is refused.
-    if src.suffix.lower() == ".png" and inspect_image(src).plain_rgb_png:
+    # Every image is decoded here, so a truncated or corrupt file (whose header alone looks
+    # fine) is refused, naming it, before the split is called prepared. Only a file that
+    # read_rgb returns as it is (8-bit RGB PNG, no transparency, by its IHDR) is then copied
+    # byte for byte; anything else accepted (JPEG, palette, grey, alpha) is written from the
+    # decoded pixels so every later reader sees the same ones; the rest is refused.
+    image, info = read_image(src)
+    if src.suffix.lower() == ".png" and info.plain_rgb_png:
         shutil.copyfile(src, dst)
     else:
-        write_png(dst, read_rgb(src))
+        write_png(dst, image)
 
 
 def copy_pairs(pairs: list[Pair], out: Path, *, progress: bool = True, label: str = "") -> None:

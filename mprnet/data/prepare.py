@@ -4,9 +4,10 @@ Every prepared split is ``data/<name>/<split>/{input,target}/<stem>.png`` with a
 ``manifest.csv`` (stem, height, width, input_sha256, target_sha256) and a ``provenance.json``
 (registry entry, converter settings, the locked sha256 of the source files). A split is built
 in a hidden temporary folder and renamed into place only after its pairs are validated:
-every input has a target of the same size, every stem is in the dataset's canonical form
-(``layout.stem``, :mod:`mprnet.data.stems`), the number of pairs is the one the registry
-expects, or a ``DataError`` lists the offenders and nothing is left behind. The converters
+every image it keeps was decoded (a truncated or corrupt file is refused, named), every input
+has a target of the same size, every stem is in the dataset's canonical form (``layout.stem``,
+:mod:`mprnet.data.stems`), the number of pairs is the one the registry expects, or a
+``DataError`` lists the offenders and nothing is left behind. The converters
 for each original layout live in ``mprnet.data.converters``.
 
 Trust on first use: the first split that is built from a source without complaint records

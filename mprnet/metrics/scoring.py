@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DataError
+from ..errors import DataError, NonFiniteError
 from ..images import list_images, pair_by_stem, read_float_rgb, read_image
 from .protocols import PROTOCOLS
 
@@ -186,17 +186,31 @@ def score_folders(
                     results[p.stem] = (float(ps), float(ss))
                 bar.update(len(group))
     stems = [stem for stem, _, _ in pairs]
-    return pd.DataFrame({
+    scores = pd.DataFrame({
         "image": stems,
         "psnr": [results[s][0] for s in stems],
         "ssim": [results[s][1] for s in stems],
     })
+    check_scores(scores, f"{pred_dir} vs {target_dir}")
+    return scores
+
+
+def check_scores(scores, where: str) -> None:
+    """Refuse (``NonFiniteError`` naming ``where`` and the images) scores that are no result: a
+    NaN PSNR or SSIM, a PSNR of -inf or an infinite SSIM. PSNR ``inf`` (identical images) is one."""
+    psnr, ssim = scores["psnr"].to_numpy(dtype=float), scores["ssim"].to_numpy(dtype=float)
+    bad = np.isnan(psnr) | (psnr == -np.inf) | ~np.isfinite(ssim)
+    if bad.any():
+        images = ", ".join(str(i) for i in scores["image"][bad][:10])
+        raise NonFiniteError(f"{where}: {int(bad.sum())} of {len(scores)} images scored NaN or infinite "
+                             f"({images}); not a result, nothing written")
 
 
 def write_scores_csv(scores, path: str | os.PathLike) -> None:
-    """Write per-image scores atomically; infinite PSNR is written as ``inf``."""
+    """Write per-image scores atomically (``check_scores`` first); infinite PSNR is written as ``inf``."""
     from ..atomic import atomic_path
 
+    check_scores(scores, str(path))
     with atomic_path(path) as tmp:
         scores.to_csv(tmp, index=False, float_format=None)
 

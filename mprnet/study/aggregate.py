@@ -46,6 +46,9 @@ def read_scores(path: str | Path):
         if not pd.api.types.is_numeric_dtype(frame[column]):
             bad = frame.loc[pd.to_numeric(frame[column], errors="coerce").isna(), column].iloc[0]
             raise DataError(f"{path}: column {column} holds {bad!r}, not a number")
+    from ..metrics.scoring import check_scores
+
+    check_scores(frame, str(path))  # NaN or empty cells: no mean is computed from them
     return frame
 
 
@@ -148,15 +151,11 @@ def _frame(rows: list[dict], columns: list[str]):
 def aggregate(manifest_path: str | Path, summary: str | Path, runs_csv: str | Path | None = None,
               metrics: str | Path | None = None, root: str | Path = ".") -> list[dict]:
     """Read the study manifest and every score file it lists; write the summary files atomically."""
-    import yaml
-
     from ..atomic import atomic_path, atomic_write_text
+    from ..yaml_files import read_yaml_mapping
 
-    try:
-        manifest = yaml.safe_load(Path(manifest_path).read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"{manifest_path}: no such study manifest") from None
-    if not isinstance(manifest, dict) or "scores" not in manifest:
+    manifest = read_yaml_mapping(manifest_path, missing="no such study manifest")
+    if "scores" not in manifest:
         raise ConfigError(f"{manifest_path}: not a study manifest (no 'scores' list)")
     published = manifest.get("published") or {}
     runs = run_rows(manifest, root)

@@ -20,7 +20,9 @@ from typing import Any
 from ..data.registry import load_registry
 from ..errors import ConfigError
 from ..presets import PRESETS
-from ..yaml_files import read_yaml_mapping
+from ..restore import DEFAULT_OVERLAP, check_tiling
+from ..training.config import check_recipe_sections
+from ..yaml_files import check_size, numbers_as_read, read_yaml_mapping, schema_message
 from .study import MAIN_VARIANT, DatasetRef, Run, Study, TestSet, canonical
 
 DEMO_DATASETS = {"demo_rain": "deraining", "demo_blur": "deblurring", "demo_noise": "denoising"}
@@ -64,8 +66,8 @@ def _messages(err) -> list[str]:
             best = max(meant, key=lambda subs: max(len(e.relative_path) for e in subs))
             return [m for sub in sorted(best, key=lambda e: list(e.absolute_path)) for m in _messages(sub)]
         closest = min(err.context, key=lambda e: (len(e.absolute_path), e.message))
-        return [f"config key {_key(*closest.absolute_path) or '(top level)'}: {closest.message}"]
-    return [f"config key {_key(*path) or '(top level)'}: {err.message}"]
+        return [f"config key {_key(*closest.absolute_path) or '(top level)'}: {schema_message(closest)}"]
+    return [f"config key {_key(*path) or '(top level)'}: {schema_message(err)}"]
 
 
 def _dataset_ref(value: str, default_split: str) -> DatasetRef:
@@ -89,6 +91,7 @@ def select_section(config: dict, schema: dict) -> tuple[str, dict]:
         raise ConfigError("config key study: missing; it names the section that holds the study")
     if name not in config:
         raise ConfigError(f"config key study: {name!r} has no section {name}: in the config")
+    check_size(config[name], f"config key {name}")  # before anything walks it (alias bombs)
     selected = {"study": name, name: config[name]}
     errors = _schema_errors(selected, schema)
     if errors:
@@ -119,12 +122,37 @@ class _Datasets:
         return ref
 
 
-def load_study(config: dict, schema_path: str | Path, root: str | Path = ".") -> Study:
+def snakemake_config_files(workflow) -> list[Path]:
+    """The config files a Snakemake ``workflow`` merged into its ``config``, in its order: the
+    Snakefile's ``configfile:``, then the ``--configfile`` files."""
+    given = [Path(f) for f in workflow.config_settings.configfiles]
+    absolute = {f.absolute() for f in given}
+    return [Path(f) for f in workflow.configfiles if Path(f).absolute() not in absolute] + given
+
+
+def numbers_as_written(config: dict, config_files: list[str | Path]) -> dict:
+    """``config`` with the study's one reading of numbers (:mod:`mprnet.yaml_files`): Snakemake
+    reads YAML 1.1, where ``1e-05`` or ``2e-4`` written unquoted stay strings. ``config_files``
+    (in merge order, ``snakemake_config_files``) are read again with the study's reader, and
+    where Snakemake holds the text of a number the study reads there, the number is taken."""
+    from ..training.config import deep_merge
+
+    reread: dict = {}
+    for path in config_files:
+        reread = deep_merge(reread, read_yaml_mapping(path))
+    return numbers_as_read(config, reread)
+
+
+def load_study(config: dict, schema_path: str | Path, root: str | Path = ".",
+               config_files: list[str | Path] = ()) -> Study:
     """Validate the merged Snakemake ``config`` and resolve every run of the selected study.
 
     ``root`` is where relative paths of the config (registry, data root, published numbers) are
-    taken from. Raises :class:`ConfigError` naming the key at fault.
+    taken from; ``config_files``, the files Snakemake read ``config`` from (``numbers_as_written``).
+    Raises :class:`ConfigError` naming the key at fault.
     """
+    if config_files:
+        config = numbers_as_written(config, config_files)
     name, section = select_section(config, read_yaml_mapping(schema_path))
     datasets = _Datasets(name, section["data"], root)
     tasks, test_sets, runs = {}, {}, []
@@ -197,6 +225,11 @@ def _task_runs(name: str, task: str, spec: dict, datasets: _Datasets):
         test = {"protocol": test} if isinstance(test, str) else test
         sets[ds] = TestSet(ds, test.get("split", "test"), test["protocol"])
         datasets.check(DatasetRef(ds, sets[ds].split), f"{key}.test_sets.{ds}")
+    check_recipe_sections(spec.get("recipe", {}), f"{key}.recipe")
+    restore = spec.get("restore", {})
+    if restore.get("tile"):
+        check_tiling(restore["tile"], restore.get("overlap", DEFAULT_OVERLAP), f"config key {key}.restore.tile",
+                     f"config key {key}.restore.overlap")
     runs = [Run("main", task, MAIN_VARIANT, seed, preset, train_set, val_set, dict(spec.get("model", {})),
                 copy.deepcopy(spec.get("recipe", {})), list(sets.values()))
             for seed in spec.get("seeds", [DEFAULT_SEED])]
@@ -223,6 +256,7 @@ def _ablation_runs(name: str, abl: dict, tasks: dict, test_sets: dict, datasets:
     if reference not in abl["variants"]:
         raise ConfigError(f"config key {key}.reference: {reference!r} is not one of the variants "
                           f"({', '.join(abl['variants'])})")
+    check_recipe_sections(abl.get("recipe", {}), f"{key}.recipe")
     recipe = deep_merge(spec.get("recipe", {}), abl.get("recipe", {}))
     seen: dict[tuple, str] = {}
     runs = []

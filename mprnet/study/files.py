@@ -19,35 +19,89 @@ def write_run_config(config: dict, out: str | os.PathLike) -> Path:
     return Path(out)
 
 
-def set_aside_stale_checkpoint(run_dir: str | os.PathLike, config: dict) -> Path | None:
-    """Move ``run_dir/checkpoint.pt`` to ``checkpoint.superseded.pt`` if it was trained under a
-    config other than ``config`` (unresolved, as :func:`write_run_config` takes it); returns the
-    new path, or None when there is no checkpoint or it belongs to ``config``.
+# What a run folder holds of one run (``mprnet train``'s outputs), moved together; ``run.yaml``
+# (the rule's own output) stays.
+RUN_STATE = ("checkpoint.pt", "model_final.pt", "model_best.pt", "config.yaml", "metrics.csv", "dvclive",
+             "train.log")
+SUPERSEDED = "superseded"
 
-    The workflow writes a run's config only when the study changed it, so the trainer's
-    ``--resume`` (which the train rule always passes, for retries after preemption) must not
-    meet a checkpoint of the old config. Same config: the checkpoint stays and is resumed.
+
+def keep_superseded_run(run_dir: str | os.PathLike, config: dict) -> str | None:
+    """Make ``run_dir`` hold the run of ``config`` (unresolved, as :func:`write_run_config`
+    takes it) without destroying a finished model; returns what was done (also printed), or
+    None when nothing was to do.
+
+    The workflow writes a run's config only when the study changed it; the trainer's
+    ``--resume`` (always passed, for retries after preemption) must not meet a checkpoint of
+    the old config, and Snakemake deletes ``model_final.pt`` before the train job. So the
+    state of another config (``RUN_STATE``) moves to ``run_dir/superseded/``, which keeps the
+    last finished run (``model_final.pt``) until another finished run takes its place: an
+    unfinished run of another config is kept there only when no finished one is. A state there
+    that belongs to ``config`` (the change was undone) is moved back and resumed, so a
+    finished run is not trained again. Same config here: nothing moves (a retry resumes).
     """
-    import yaml
-
-    from ..training.config import config_differences, resolve_config
+    import shutil
 
     run_dir = Path(run_dir)
-    checkpoint, effective = run_dir / "checkpoint.pt", run_dir / "config.yaml"
-    if not checkpoint.exists():
+    slot = run_dir / SUPERSEDED
+    here, kept = _has_run(run_dir), _has_run(slot)
+    if here and _same_config(run_dir, config):
         return None
+    back = kept and _same_config(slot, config)
+    if not here and not back:
+        return None
+    done = []
+    outgoing = run_dir / f".{SUPERSEDED}.{os.getpid()}.partial"
+    shutil.rmtree(outgoing, ignore_errors=True)
+    _move_run(run_dir, outgoing)
+    if back:
+        _move_run(slot, run_dir)
+        done.append(f"the run of this config kept in {slot} is back, to be resumed"
+                    + (" (finished: its model is written again)" if (run_dir / "model_final.pt").exists() else ""))
+    finished = (outgoing / "model_final.pt").exists()
+    if here and (finished or not (_has_run(slot) and (slot / "model_final.pt").exists())):
+        shutil.rmtree(slot, ignore_errors=True)
+        outgoing.rename(slot)
+        done.append(f"the {'finished' if finished else 'unfinished'} run of the previous config "
+                    f"({_difference(slot, config)}) moved to {slot}, kept until another finished run replaces it")
+    else:
+        if here:
+            done.append(f"an unfinished run of another config ({_difference(outgoing, config)}) was dropped; "
+                        f"{slot} keeps the finished run of an earlier config")
+        shutil.rmtree(outgoing, ignore_errors=True)
+    message = f"run config: {run_dir}: " + "; ".join(done)
+    print(message)
+    return message
+
+
+def _has_run(folder: Path) -> bool:
+    return (folder / "checkpoint.pt").exists() or (folder / "model_final.pt").exists()
+
+
+def _move_run(source: Path, dest: Path) -> None:
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in RUN_STATE:
+        if (source / name).exists():
+            os.replace(source / name, dest / name)
+
+
+def _differences(folder: Path, config: dict) -> list[str]:
+    """Keys whose values differ between the run in ``folder`` (its effective ``config.yaml``)
+    and ``config``; one entry saying so when there is no readable config.yaml."""
+    from ..training.config import config_differences, load_config, resolve_config
+
     try:
-        old = resolve_config(yaml.safe_load(effective.read_text()))
-        diffs = config_differences(old, resolve_config(config))
-    except (OSError, yaml.YAMLError, ConfigError):
-        diffs = ["(no readable config.yaml beside the checkpoint)"]
-    if not diffs:
-        return None
-    stale = checkpoint.with_name("checkpoint.superseded.pt")
-    checkpoint.replace(stale)
-    print(f"run config: {checkpoint} was trained with another config "
-          f"({'; '.join(diffs[:3])}); moved to {stale.name}, training starts afresh")
-    return stale
+        return config_differences(resolve_config(load_config(folder / "config.yaml")), resolve_config(config))
+    except ConfigError:
+        return ["(no readable config.yaml beside the checkpoint)"]
+
+
+def _same_config(folder: Path, config: dict) -> bool:
+    return not _differences(folder, config)
+
+
+def _difference(folder: Path, config: dict) -> str:
+    return "; ".join(_differences(folder, config)[:3])
 
 
 def write_study_manifest(manifest: dict, out: str | os.PathLike) -> Path:

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from ..atomic import atomic_path
-from ..errors import CheckpointError
+from ..errors import CheckpointError, OutputError, one_line
 
 FORMAT = "mprnet-train/1"
 
@@ -56,11 +56,25 @@ def restore_rng(state: dict[str, Any]) -> None:
 
 
 def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> None:
-    """``torch.save`` through a temporary file and an atomic rename."""
+    """``torch.save`` through a temporary file and an atomic rename. The file is written through
+    a Python file object, so that a failed write raises the ``OSError`` itself (given a path,
+    torch's own writer reports a full disk as "unexpected pos ..."), which ``atomic_path`` turns
+    into one ``OutputError`` naming ``path`` and the cause; the previous file stays."""
     import torch
 
-    with atomic_path(path) as tmp:
-        torch.save({"format": FORMAT, **state}, tmp)
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        try:
+            torch.save({"format": FORMAT, **state}, fh)
+        except RuntimeError as exc:
+            # torch's zip writer, failing to finish the file after a failed write, raises a
+            # RuntimeError ("unexpected pos ...") over the OSError that says why.
+            cause = exc.__context__
+            while cause is not None and not isinstance(cause, OSError):
+                cause = cause.__context__
+            if cause is None:
+                raise OutputError(f"{path}: not written (torch.save: {one_line(exc, 200)}); whatever was there "
+                                  "before is unchanged") from None
+            raise cause from None
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:

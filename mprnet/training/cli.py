@@ -33,7 +33,7 @@ def register(subparsers) -> None:
 
 def _apply_sets(config: dict, sets: list[str]) -> dict:
     from ..errors import ConfigError
-    from .config import parse_yaml
+    from ..yaml_files import parse_yaml
 
     for item in sets:
         key, sep, raw = item.partition("=")
@@ -45,7 +45,7 @@ def _apply_sets(config: dict, sets: list[str]) -> dict:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
                 raise ConfigError(f"--set {key}: {part} is not a section")
-        node[parts[-1]] = parse_yaml(raw)
+        node[parts[-1]] = parse_yaml(raw, f"--set {key}")
     return config
 
 
@@ -54,7 +54,8 @@ def _train(args: argparse.Namespace) -> int:
     the stop checkpoint), and with ``--log`` everything is appended to that file too.
 
     With ``runtime.processes`` > 1 (and not already started by a launcher) this process starts
-    that many copies of the command instead (``launch.py``) and returns their common status.
+    that many copies of the command instead (``launch.py``), holding the run folder's lock for
+    them (``runlock.py``), and returns their common status.
     """
     import sys
 
@@ -62,12 +63,15 @@ def _train(args: argparse.Namespace) -> int:
     from .config import load_config, resolve_config
     from .console import guarded_console
     from .launch import is_main_worker, is_worker, launch
+    from .runlock import run_lock
     from .trainer import TrainingInterrupted, train
 
     if not is_worker():
+        processes = 1
         with contextlib.suppress(MPRNetError):  # a bad config is reported below, in --log too
             processes = resolve_config(_apply_sets(load_config(args.config), args.set))["runtime"]["processes"]
-            if processes > 1:
+        if processes > 1:
+            with run_lock(args.out):  # held for the workers, before any of them starts
                 return launch(_worker_args(args), processes)
     main, world = is_main_worker(), int(os.environ.get("WORLD_SIZE", "1"))
     header = "mprnet train" + (" --resume" if args.resume else "") + (f" processes={world}" if world > 1 else "")

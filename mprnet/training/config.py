@@ -56,13 +56,14 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import os
 from importlib import resources
 from typing import Any
 
-from ..errors import ConfigError
+from ..errors import ConfigError, one_line
 from ..presets import PRESETS
-from ..yaml_files import read_yaml_mapping
+from ..yaml_files import read_yaml_mapping, schema_message
 
 TASKS = tuple(PRESETS)
 # Sections a resumed run may change without changing the weights it produces.
@@ -101,36 +102,10 @@ def deep_merge(base: dict, override: dict) -> dict:
     return out
 
 
-def yaml_loader():
-    """A safe YAML loader that also reads ``5e-4`` as a number.
-
-    PyYAML follows YAML 1.1, where a float needs a dot (``5.0e-4``); learning rates are written
-    ``2e-4`` by everyone, and a silent string would only fail later.
-    """
-    import re
-
-    import yaml
-
-    class Loader(yaml.SafeLoader):
-        pass
-
-    Loader.add_implicit_resolver(
-        "tag:yaml.org,2002:float",
-        re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
-        list("-+0123456789"),
-    )
-    return Loader
-
-
-def parse_yaml(text: str):
-    import yaml
-
-    return yaml.load(text, Loader=yaml_loader())
-
-
 def load_config(path: str | os.PathLike) -> dict:
-    """Read a YAML run config; the result still needs ``resolve_config``."""
-    return read_yaml_mapping(path, missing="no such config file", parse=parse_yaml)
+    """Read a YAML run config (``mprnet.yaml_files``: ``2e-4`` is a number, alias bombs are
+    refused); the result still needs ``resolve_config``."""
+    return read_yaml_mapping(path, missing="no such config file")
 
 
 def resolve_config(user: dict) -> dict:
@@ -146,8 +121,9 @@ def resolve_config(user: dict) -> dict:
         lines = []
         for err in errors[:5]:
             key = ".".join(str(p) for p in err.absolute_path) or "(top level)"
-            lines.append(f"{key}: {err.message}")
+            lines.append(f"{key}: {schema_message(err)}")
         raise ConfigError("invalid run config; " + "; ".join(lines))
+    check_finite_numbers(cfg)
     sched = cfg["schedule"]
     if sched["t_max"] is None:
         sched["t_max"] = max(1, sched["length"] - sched["warmup"] + sched["t_max_offset"])
@@ -157,7 +133,52 @@ def resolve_config(user: dict) -> dict:
     if runtime["processes"] > 1 and runtime["device"].startswith("cuda:"):
         raise ConfigError(f"runtime.device: {runtime['device']} names one GPU, but runtime.processes is "
                           f"{runtime['processes']} (one GPU each): use auto or cuda")
+    check_batch_split(cfg["data"]["batch_size"], runtime["processes"], "runtime.processes")
+    if cfg["train"]["amp"] == "fp16" and runtime["device"] == "cpu":
+        raise ConfigError("train.amp: fp16 autocast needs a GPU, but runtime.device is cpu (use auto, bf16 or none)")
     return cfg
+
+
+def check_batch_split(batch_size: int, processes: int, what: str) -> None:
+    """``data.batch_size`` is the global batch, shared out evenly: it must divide by the number
+    of processes (``what`` says where that number comes from). Raises ``ConfigError``."""
+    if batch_size % processes:
+        raise ConfigError(f"data.batch_size: {batch_size} does not divide evenly over the {processes} processes "
+                          f"of {what} (the global batch is shared out; make it a multiple of {processes})")
+
+
+def check_finite_numbers(value: Any, key: str = "") -> None:
+    """Raise ``ConfigError`` naming the key of a NaN or infinite number (YAML's ``.nan``,
+    ``.inf``): no setting of a run is meant to be one, and the schema's bounds let ``.inf`` pass."""
+    if isinstance(value, dict):
+        for name, item in value.items():
+            check_finite_numbers(item, f"{key}.{name}" if key else str(name))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            check_finite_numbers(item, f"{key}[{index}]")
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{key}: {value} is not a finite number")
+
+
+def recipe_sections() -> tuple[str, ...]:
+    """The sections of a run config a study's ``recipe`` may set: the schema's mappings less
+    ``model`` (a study sets the model with its own ``model`` and ablation switches)."""
+    return tuple(k for k, v in schema()["properties"].items() if v.get("type") == "object" and k != "model")
+
+
+def check_recipe_sections(recipe: Any, key: str) -> None:
+    """Raise ``ConfigError`` naming ``key`` (a study config key) unless ``recipe`` maps known
+    sections to mappings of settings (``recipe_sections``): the shape every later merge relies on."""
+    sections = recipe_sections()
+    if not isinstance(recipe, dict):
+        raise ConfigError(f"config key {key}: expected a mapping of sections ({', '.join(sections)}), "
+                          f"got {one_line(repr(recipe), 80)}")
+    for name, value in recipe.items():
+        if name not in sections:
+            raise ConfigError(f"config key {key}.{name}: unknown key (a recipe sets {', '.join(sections)})")
+        if not isinstance(value, dict):
+            raise ConfigError(f"config key {key}.{name}: expected a mapping of {name} settings, "
+                              f"got {one_line(repr(value), 80)}")
 
 
 def launch_needs(config: dict) -> dict[str, int]:

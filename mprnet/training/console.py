@@ -136,10 +136,10 @@ def guarded_console(log: str | os.PathLike | None = None, *, header: str = "") -
     except BaseException as exc:
         if fh is not None:
             with contextlib.suppress(OSError, ValueError):
-                from ..errors import MPRNetError
+                from ..errors import MPRNetError, one_line
 
                 if isinstance(exc, MPRNetError):
-                    fh.write(f"error: {exc}\n")
+                    fh.write(f"error: {one_line(exc)}\n")
                 else:
                     fh.write("".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
         raise

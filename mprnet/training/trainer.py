@@ -26,12 +26,18 @@ at the same iteration and rank 0 writes the one checkpoint. Running the same com
 Slurm signals every process of the job at once, so the progress bar and messages go through
 ``console.GuardedStream``: a stdout/stderr that went away (EPIPE, closed) is dropped, never raised.
 
-A non-finite loss stops training with ``TrainingDiverged`` naming the first bad iteration;
-no checkpoint is written after it, so the last good one stays as it was.
+Non-finite numbers never become a result. A non-finite loss, a validation PSNR that is NaN
+(or -inf), or weights holding NaN or infinite values when a file is due (checked on the
+weights themselves before every ``checkpoint.pt``, ``model_best.pt`` and ``model_final.pt``: the
+loss seen before a save belongs to the step *before* the saved weights) stop training with
+``TrainingDiverged`` naming the iteration; nothing is written from them, so the last good
+checkpoint, whose own weights were checked, stays as it was. A checkpoint whose weights are not
+finite is refused on ``--resume`` as well.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import math
 import os
@@ -44,7 +50,7 @@ from typing import Any
 
 from ..errors import CheckpointError, ConfigError, MPRNetError
 from .checkpointing import capture_rng, load_checkpoint, restore_rng, save_checkpoint
-from .config import config_differences, dump_config, resolve_config
+from .config import check_batch_split, config_differences, dump_config, resolve_config
 from .console import GuardedStream
 
 CHECKPOINT = "checkpoint.pt"
@@ -63,7 +69,11 @@ class TrainingInterrupted(Exception):
 
 
 class TrainingDiverged(MPRNetError):
-    """The loss became NaN or infinite."""
+    """The loss, the validation PSNR or the weights became NaN or infinite."""
+
+
+class PeerFailed(MPRNetError):
+    """Another process of the run failed (it reports why); this one stopped with it."""
 
 
 @dataclass
@@ -101,12 +111,6 @@ class Dist:
             created = True
         cpu_group = None if dist.get_backend() == "gloo" else dist.new_group(backend="gloo")
         return cls(rank, world, local, created, cpu_group)
-
-    def barrier(self) -> None:
-        if self.world_size > 1:
-            import torch.distributed as dist
-
-            dist.barrier()
 
     def all_reduce(self, tensor, op: str = "sum"):
         if self.world_size > 1:
@@ -274,14 +278,21 @@ class _MetricsLog:
         if not self.enabled:
             return
         row = {"iteration": iteration, **{k: ("" if v is None else v) for k, v in values.items()}}
-        self.writer.writerow({k: row.get(k, "") for k in CSV_COLUMNS})
-        self.fh.flush()
-        if self.live is not None:
-            self.live.step = iteration
-            for key, value in values.items():
-                if value is not None and key != "epoch":
-                    name = f"val/{key}" if key == "val_psnr" else f"train/{key}"
-                    self.live.log_metric(name, float(value))
+        target = self.csv_path
+        try:  # a full disk here is one error naming the file, not a traceback
+            self.writer.writerow({k: row.get(k, "") for k in CSV_COLUMNS})
+            self.fh.flush()
+            if self.live is not None:
+                target = Path(self.live.dir)
+                self.live.step = iteration
+                for key, value in values.items():
+                    if value is not None and key != "epoch":
+                        name = f"val/{key}" if key == "val_psnr" else f"train/{key}"
+                        self.live.log_metric(name, float(value))
+        except OSError as exc:
+            from ..atomic import write_failure
+
+            raise write_failure(target, exc) from None
 
     def close(self) -> None:
         if not self.enabled:
@@ -316,28 +327,34 @@ def train(config: dict, out_dir: str | os.PathLike, *, resume: bool = False) -> 
     """Train MPRNet as ``config`` says; returns the path of ``model_final.pt``.
 
     ``resume``: continue from ``out_dir/checkpoint.pt`` when it exists (otherwise start).
-    Raises ``TrainingInterrupted`` after checkpointing on SIGTERM/SIGUSR1, ``TrainingDiverged``
-    on a non-finite loss, ``ConfigError``/``DataError``/``CheckpointError`` on bad input, the
-    latter three before any training step.
+    The run folder's lock (``runlock.run_lock``) is held throughout (by rank 0, unless the
+    launcher of ``runtime.processes`` holds it). Raises ``RunLocked`` when another trainer
+    holds it, ``TrainingInterrupted`` after checkpointing on SIGTERM/SIGUSR1,
+    ``TrainingDiverged`` on non-finite numbers, ``ConfigError``/``DataError``/``CheckpointError``
+    on bad input, the latter three before any training step.
     """
     import torch
 
+    from .launch import is_main_worker
+    from .runlock import run_lock
+
     cfg = resolve_config(config)
     rt = cfg["runtime"]
-    want_cuda = rt["device"].startswith("cuda") or (rt["device"] == "auto" and torch.cuda.is_available())
-    if want_cuda and torch.cuda.is_available() and "LOCAL_RANK" in os.environ:
-        torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))  # before NCCL picks a device
-    dist = Dist.from_env("cuda" if want_cuda else "cpu")
-    previous = torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.benchmark
-    try:
-        with _StopFlag() as stop:
-            trainer = Trainer(cfg, Path(out_dir), dist, stop)
-            trainer.setup(resume)
-            return trainer.fit()
-    finally:
-        torch.use_deterministic_algorithms(previous[0])
-        torch.backends.cudnn.benchmark = previous[1]
-        dist.close()
+    with run_lock(out_dir) if is_main_worker() else contextlib.nullcontext():  # one trainer per folder
+        want_cuda = rt["device"].startswith("cuda") or (rt["device"] == "auto" and torch.cuda.is_available())
+        if want_cuda and torch.cuda.is_available() and "LOCAL_RANK" in os.environ:
+            torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))  # before NCCL picks a device
+        dist = Dist.from_env("cuda" if want_cuda else "cpu")
+        previous = torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.benchmark
+        try:
+            with _StopFlag() as stop:
+                trainer = Trainer(cfg, Path(out_dir), dist, stop)
+                trainer.setup(resume)
+                return trainer.fit()
+        finally:
+            torch.use_deterministic_algorithms(previous[0])
+            torch.backends.cudnn.benchmark = previous[1]
+            dist.close()
 
 
 class Trainer:
@@ -429,6 +446,7 @@ class Trainer:
         from .schedule import WarmupCosine
 
         data_cfg, dist, progress = self.data_cfg, self.dist, self.rt["progress"] and self.dist.is_main
+        check_batch_split(data_cfg["batch_size"], dist.world_size, "this process group (WORLD_SIZE)")
         verify = data_cfg["verify"] and dist.is_main
         self.pairs = scan_pairs(data_cfg["train"], patch_size=data_cfg["patch_size"], pad_small=data_cfg["pad_small"],
                                 verify=verify, progress=progress)
@@ -438,8 +456,6 @@ class Trainer:
             if data_cfg["val_max_images"]:
                 self.val_pairs = self.val_pairs[: data_cfg["val_max_images"]]
         self.per_epoch = iterations_per_epoch(len(self.pairs), data_cfg["batch_size"])
-        if data_cfg["batch_size"] % dist.world_size:
-            raise ConfigError(f"data.batch_size: {data_cfg['batch_size']} is not divisible by the {dist.world_size} processes")
         sched, tr = self.cfg["schedule"], self.tr
         self.total = total_iterations(sched["unit"], sched["length"], self.per_epoch)
         self.schedule = WarmupCosine(self.cfg["optim"]["lr"], self.cfg["optim"]["min_lr"], sched["warmup"], sched["t_max"])
@@ -455,6 +471,9 @@ class Trainer:
 
             load_weights(model, self.cfg["model"]["init_weights"])
         if state is not None:
+            from ..checkpoint import check_finite_weights
+
+            check_finite_weights(state["model"], str(self.ckpt_path))
             try:
                 model.load_state_dict(state["model"], strict=True)
             except RuntimeError as exc:
@@ -489,11 +508,11 @@ class Trainer:
         """Train from ``self.start`` to the end; returns ``model_final.pt``.
 
         Raises ``TrainingInterrupted`` after the stop checkpoint, ``TrainingDiverged`` on a
-        non-finite loss (checked at every log, validation and checkpoint), ``MPRNetError`` if
-        the data loader ends early.
+        non-finite loss (checked at every log, validation and checkpoint), a NaN validation or
+        non-finite weights when a file is due, ``MPRNetError`` if the data loader ends early.
         """
         if self.start >= self.total:
-            if self.dist.is_main and not (self.out / FINAL_MODEL).exists():
+            if self.dist.any_rank(self.dist.is_main and not (self.out / FINAL_MODEL).exists()):
                 self.save_final()
             return self.out / FINAL_MODEL
         loader = self._prepare_loop()
@@ -506,9 +525,7 @@ class Trainer:
             self.metrics.close()
         if self.iteration < self.total:
             raise MPRNetError(f"the data loader ended at iteration {self.iteration} of {self.total}")
-        if self.dist.is_main:
-            self.save_final()
-        self.dist.barrier()
+        self.save_final()
         return self.out / FINAL_MODEL
 
     def _prepare_loop(self):
@@ -593,7 +610,10 @@ class Trainer:
         if sync:
             self.log_window()
         if due_val:
-            self.save_best(self.validation())
+            psnr = self.validation()
+            if math.isnan(psnr) or psnr == -math.inf:
+                raise self._diverged(f"validation PSNR {psnr} dB at iteration {it}")
+            self.save_best(psnr)
         if due_ckpt:
             self.save()
         if stop_now:
@@ -615,11 +635,15 @@ class Trainer:
         bad = int(self.first_bad)
         if bad < 0:
             return
+        raise self._diverged(f"non-finite loss at iteration {bad} (epoch {(bad - 1) // self.per_epoch + 1})")
+
+    def _diverged(self, what: str) -> TrainingDiverged:
+        """The error that stops a run at ``what``, naming the run and its last good checkpoint."""
         if self.last_saved > 0:
-            raise TrainingDiverged(
-                f"non-finite loss at iteration {bad} (epoch {(bad - 1) // self.per_epoch + 1}); training stopped, "
-                f"the last good checkpoint {self.ckpt_path} (iteration {self.last_saved}) is untouched")
-        raise TrainingDiverged(f"non-finite loss at iteration {bad}; training stopped, no checkpoint was written")
+            kept = f"the last good checkpoint {self.ckpt_path} (iteration {self.last_saved}, finite weights) is untouched"
+        else:
+            kept = "no checkpoint was written"
+        return TrainingDiverged(f"{self.out}: {what}; training stopped, {kept}")
 
     def log_window(self) -> None:
         """The mean loss and speed since the last log, to metrics.csv/dvclive and the bar."""
@@ -665,21 +689,36 @@ class Trainer:
         """Write ``model_best.pt`` (main process) when ``psnr`` beats the best so far."""
         if psnr > self.best_psnr:
             self.best_psnr = psnr
-            if self.dist.is_main:
-                save_checkpoint(self.out / BEST_MODEL, _model_file(_cpu_state(self.model), self.cfg, self.iteration,
-                                                                   val_psnr=psnr))
+            self._write(self.out / BEST_MODEL, lambda state: _model_file(state, self.cfg, self.iteration, val_psnr=psnr))
 
     def save(self) -> None:
         """Write ``checkpoint.pt`` (main process, atomically) at ``self.iteration``; all wait."""
-        if self.dist.is_main:
-            save_checkpoint(self.ckpt_path, {
-                "model": _cpu_state(self.model), "optimizer": self.optimizer.state_dict(),
-                "scaler": self.scaler.state_dict(), "rng": capture_rng(), "iteration": self.iteration,
-                "best_psnr": self.best_psnr, "config": self.cfg,
-            })
-        self.dist.barrier()
+        self._write(self.ckpt_path, lambda state: {
+            "model": state, "optimizer": self.optimizer.state_dict(), "scaler": self.scaler.state_dict(),
+            "rng": capture_rng(), "iteration": self.iteration, "best_psnr": self.best_psnr, "config": self.cfg,
+        })
         self.last_saved = self.iteration
 
     def save_final(self) -> None:
         """Write ``model_final.pt``: ``{"format", "model", "config", "iteration"}``."""
-        save_checkpoint(self.out / FINAL_MODEL, _model_file(_cpu_state(self.model), self.cfg, self.iteration))
+        self._write(self.out / FINAL_MODEL, lambda state: _model_file(state, self.cfg, self.iteration))
+
+    def _write(self, path: Path, content) -> None:
+        """Write ``content(weights)`` to ``path`` on the main process, only if the weights are
+        finite; every process raises alike (``TrainingDiverged`` for non-finite weights; the
+        main process's write error, e.g. a full disk, and ``PeerFailed`` on the others)."""
+        from ..checkpoint import describe_non_finite, non_finite_tensors
+
+        weights = _unwrap(self.model).state_dict()
+        bad = non_finite_tensors(weights)
+        if self.dist.any_rank(bool(bad)):
+            why = describe_non_finite(weights, bad) if bad else "the weights of another process are not finite"
+            raise self._diverged(f"{path} not written: after iteration {self.iteration} {why}")
+        failure = None
+        if self.dist.is_main:
+            try:
+                save_checkpoint(path, content(_cpu_state(self.model)))
+            except MPRNetError as exc:
+                failure = exc
+        if self.dist.any_rank(failure is not None):
+            raise failure or PeerFailed(f"{path}: process 0 could not write it (its error says why)")

@@ -7,7 +7,8 @@ from snakemake.exceptions import WorkflowError
 
 from mprnet.errors import ConfigError
 from mprnet.study import layout
-from mprnet.study.config import load_study
+from mprnet.errors import one_line
+from mprnet.study.config import load_study, snakemake_config_files
 from mprnet.study.study import canonical
 from mprnet.training.config import launch_needs
 
@@ -29,14 +30,19 @@ envvars:
 
 
 # The whole study is validated here, before any job starts: an unknown key, a wrong type, a
-# dataset missing from the registry or an impossible variant stops Snakemake naming the key.
-# Every path and target below comes from the Study (mprnet/study/study.py, layout.py).
+# dataset missing from the registry, an impossible variant or a run the trainer would refuse
+# (e.g. a batch that does not divide over its processes) stops Snakemake naming the key. The
+# config files are read again with the study's YAML reader, so that 1e-05 is a number here as
+# in `mprnet train` (mprnet/yaml_files.py). Every path and target below comes from the Study
+# (mprnet/study/study.py, layout.py).
 try:
     STUDY = load_study(
-        config, Path(workflow.basedir, "workflow/schemas/config.schema.yaml")
+        config,
+        Path(workflow.basedir, "workflow/schemas/config.schema.yaml"),
+        config_files=snakemake_config_files(workflow),
     )
 except ConfigError as exc:
-    raise WorkflowError(f"invalid config: {exc}") from None
+    raise WorkflowError(f"invalid config: {one_line(exc)}") from None
 
 MPRNET_ENV = "../envs/mprnet.yaml"
 
