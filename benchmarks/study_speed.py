@@ -16,11 +16,12 @@ seconds; the total CPU-seconds of training and the projected training wall time 
 ``--cores / --threads`` jobs side by side. The projection is a lower bound of the ``make`` wall
 time: it leaves out start-up, restoring, scoring and the report, and two busy jobs on two cores
 slow each other a little (much more when the two vCPUs are SMT siblings of one core, as on some
-cloud VMs). ``--bf16`` also times each step in bf16 on each kind (emulated where not native) and
-prints the ratio: what a hard-coded ``amp: bf16`` cost before ``auto``.
+cloud VMs). ``--other`` times each step in the other precision as well (fp32 where ``auto``
+picks bf16; bf16, emulated, where it picks fp32) and prints the ratio: what ``auto`` saves on
+each kind, and what a hard-coded ``amp: bf16`` cost an AVX2 CPU before it.
 
     python benchmarks/study_speed.py --config config/demo.yaml
-    python benchmarks/study_speed.py --config config/rain100l.yaml --bf16 --steps 3
+    python benchmarks/study_speed.py --config config/rain100l.yaml --other --steps 3
 """
 
 from __future__ import annotations
@@ -110,7 +111,8 @@ def main() -> int:
     parser.add_argument("--cores", type=int, default=2, help="cores of the machine to project for")
     parser.add_argument("--steps", type=int, default=5, help="timed steps per case (the median is kept)")
     parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--bf16", action="store_true", help="also time bf16 on every kind (emulated where not native)")
+    parser.add_argument("--other", action="store_true",
+                        help="also time the other precision (fp32 where auto picks bf16; bf16, emulated, where it picks fp32)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -126,34 +128,38 @@ def main() -> int:
     print(f"this CPU: {_cpu_name()}")
     for kind in args.kinds:
         cache: dict[str, dict] = {}
-        total = total_bf16 = 0.0
+        total = total_other = 0.0
         print(f"\n== {kind} {' '.join(f'{k}={v}' for k, v in KINDS[kind].items()) or '(as it is)'}")
         print(f"{'run':42s} {'iters':>6s} {'amp':>5s} {'s/it':>7s} {'img/s':>7s} {'seconds':>8s}"
-              + ("   bf16 s/it  bf16/this" if args.bf16 else ""))
+              + ("  other  s/it  other/this" if args.other else ""))
         for run in runs:
             spec = {k: run[k] for k in ("task", "overrides", "patch", "batch", "amp", "channels_last")}
             spec.update(threads=args.threads, steps=args.steps, warmup=args.warmup)
             key = json.dumps(spec, sort_keys=True)
             if key not in cache:
                 cache[key] = timed(spec, KINDS[kind])
-                if args.bf16:
-                    cache[key]["bf16"] = timed(dict(spec, amp="emulated-bf16"), KINDS[kind])["seconds"]
+                if args.other:
+                    other = "none" if cache[key]["amp"] == "bf16" else "emulated-bf16"
+                    cache[key]["other"] = timed(dict(spec, amp=other), KINDS[kind])
             t = cache[key]
             seconds = t["seconds"] * run["iterations"]
             total += seconds
             line = (f"{run['key']:42s} {run['iterations']:6d} {t['amp']:>5s} {t['seconds']:7.3f} "
                     f"{run['batch'] / t['seconds']:7.1f} {seconds:8.0f}")
-            if args.bf16:
-                total_bf16 += t["bf16"] * run["iterations"]
-                line += f"   {t['bf16']:9.3f}  x{t['bf16'] / t['seconds']:.2f}"
+            if args.other:
+                other = t["other"]
+                total_other += other["seconds"] * run["iterations"]
+                line += f"  {other['amp']:>5s} {other['seconds']:6.3f}  x{other['seconds'] / t['seconds']:.2f}"
             print(line, flush=True)
         why = next(iter(cache.values()))["why"]
         print(f"{kind}: train.amp {runs[0]['amp']} -> {next(iter(cache.values()))['amp']} ({why})")
         print(f"{kind}: training {total:.0f} CPU-s; projected training wall time {total / lanes:.0f} s "
               f"({total / lanes / 60:.1f} min) with {lanes} jobs side by side")
-        if args.bf16:
-            print(f"{kind}: the same in bf16: {total_bf16:.0f} CPU-s, {total_bf16 / lanes / 60:.1f} min "
-                  f"(x{total_bf16 / total:.2f})")
+        if args.other:
+            other = next(iter(cache.values()))["other"]["amp"]
+            label = "bf16 (emulated)" if other == "bf16" else "fp32"
+            print(f"{kind}: the same in {label}: {total_other:.0f} CPU-s, "
+                  f"{total_other / lanes / 60:.1f} min (x{total_other / total:.2f})")
     return 0
 
 
