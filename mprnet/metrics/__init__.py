@@ -11,6 +11,9 @@ Protocols (the paper's evaluation scripts per dataset; definitions in :mod:`.pro
 * :mod:`.reference` is a slow literal float64 transcription of the MATLAB code, the tests'
   oracle; :mod:`.realblur` is the RealBlur authors' aligned, masked scoring;
   :mod:`.dnd` writes the DND online-benchmark bundle.
+* :mod:`.rulers`: the rulers people use instead of the paper's (scikit-image, torchmetrics, BasicSR,
+  IQA-PyTorch, the paper's scripts with one step changed, PSNR of the mean MSE) and
+  ``ruler_sensitivity``, how far each one moves the scores of a test set.
 """
 
 from .protocols import (
