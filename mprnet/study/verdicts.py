@@ -1,0 +1,133 @@
+"""A verdict per published number: the paper's score, ours, the difference, and whether it was reproduced.
+
+One rule for every cell (:data:`RULE`), on PSNR:
+
+* **reproduced** when |Δ PSNR| ≤ max(0.1 dB, 2σ), Δ = ours − paper and σ the sample standard
+  deviation of our PSNR over training seeds (``psnr_std`` of ``summary.csv``). The released
+  weights and the released results involve no training, so their σ is 0 and the tolerance 0.1 dB;
+* **not reproduced** otherwise (also when our PSNR is infinite);
+* **one seed: σ unknown** when our number comes from one training seed (or the row has no seed
+  count): the tolerance cannot be set; the column ``within_0_1_db`` still says whether
+  |Δ| ≤ 0.1 dB;
+* **σ unknown** when several seeds were trained but the row carries no spread (the deraining
+  ``Average`` row of ``summary.csv``, a mean of dataset means, has none);
+* **missing** when the paper publishes the number and we have none (no main-model row for that
+  test set, or an empty score).
+
+The 0.1 dB floor is the resolution of the published numbers (two decimals) plus what evaluation
+details move a score (``mprnet.metrics.rulers``); |Δ| is compared with an allowance of 1e-9 dB,
+so that 30.37 against a published 30.27 counts as 0.1 dB. SSIM differences are reported, not
+judged. A published cell without a PSNR (``null`` in ``config/paper_results.yaml``) gets no row.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+
+from .study import MAIN_VARIANT
+
+FLOOR_DB = 0.1
+SEED_SIGMAS = 2.0
+_ALLOWANCE_DB = 1e-9
+RULE = (f"reproduced when |Δ PSNR| ≤ max({FLOOR_DB} dB, {SEED_SIGMAS:g}σ), σ the sample standard deviation of "
+        "PSNR over training seeds (0 for released weights and released results); one seed: σ unknown")
+
+REPRODUCED = "reproduced"
+NOT_REPRODUCED = "not reproduced"
+ONE_SEED = "one seed: σ unknown"
+NO_SPREAD = "σ unknown"
+MISSING = "missing"
+VERDICTS = (REPRODUCED, NOT_REPRODUCED, ONE_SEED, NO_SPREAD, MISSING)
+
+#: Groups of summary.csv compared with the paper, in this order; only ``main`` gets ``missing`` rows.
+COMPARED_GROUPS = ("main", "official_weights", "released_results")
+UNTRAINED_GROUPS = ("official_weights", "released_results")
+
+VERDICT_COLUMNS = ["task", "dataset", "group", "method", "paper_psnr", "paper_ssim", "psnr", "ssim", "n_seeds",
+                   "psnr_std", "d_psnr", "d_ssim", "tolerance_db", "within_0_1_db", "verdict"]
+
+
+def _number(value) -> float:
+    """A float, NaN for a missing value (None, NaN or an empty CSV cell)."""
+    try:
+        return math.nan if value is None else float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def _judge(group: str, delta: float, n_seeds: float, psnr_std: float) -> tuple[float, str]:
+    """(tolerance in dB, verdict) of one of our rows whose PSNR is known."""
+    if group in UNTRAINED_GROUPS:
+        tolerance = FLOOR_DB
+    elif n_seeds >= 2 and math.isfinite(psnr_std):
+        tolerance = max(FLOOR_DB, SEED_SIGMAS * psnr_std)
+    else:
+        return math.nan, NO_SPREAD if n_seeds >= 2 else ONE_SEED
+    reproduced = math.isfinite(delta) and abs(delta) <= tolerance + _ALLOWANCE_DB
+    return tolerance, REPRODUCED if reproduced else NOT_REPRODUCED
+
+
+def _row(paper: Mapping, ours: Mapping | None, group: str) -> dict:
+    paper_psnr, paper_ssim = _number(paper["psnr"]), _number(paper.get("ssim"))
+    row = {"task": paper["task"], "dataset": paper["dataset"], "group": group,
+           "method": ours["method"] if ours is not None else MAIN_VARIANT,
+           "paper_psnr": paper_psnr, "paper_ssim": paper_ssim, "psnr": math.nan, "ssim": math.nan,
+           "n_seeds": math.nan, "psnr_std": math.nan, "d_psnr": math.nan, "d_ssim": math.nan,
+           "tolerance_db": math.nan, "within_0_1_db": None, "verdict": MISSING}
+    psnr = _number(ours["psnr"]) if ours is not None else math.nan
+    if math.isnan(psnr):
+        return row
+    ssim, n_seeds, psnr_std = _number(ours.get("ssim")), _number(ours.get("n_seeds")), _number(ours.get("psnr_std"))
+    delta = psnr - paper_psnr
+    tolerance, verdict = _judge(group, delta, n_seeds if not math.isnan(n_seeds) else 1.0, psnr_std)
+    row |= {"psnr": psnr, "ssim": ssim, "n_seeds": n_seeds, "psnr_std": psnr_std, "d_psnr": delta,
+            "d_ssim": ssim - paper_ssim, "tolerance_db": tolerance,
+            "within_0_1_db": math.isfinite(delta) and abs(delta) <= FLOOR_DB + _ALLOWANCE_DB, "verdict": verdict}
+    return row
+
+
+def verdicts(summary):
+    """A verdict (module docstring, :data:`RULE`) for every published number of a study's summary.
+
+    ``summary``: the rows of ``summary.csv`` (a pandas DataFrame as ``pd.read_csv`` gives it, or a
+    list of dicts as :func:`mprnet.study.aggregate.summarise` returns them) with at least the
+    columns ``task, dataset, method, group, psnr, ssim, n_seeds, psnr_std``. Raises ValueError if
+    one is absent.
+
+    Returns a pandas DataFrame with :data:`VERDICT_COLUMNS`, one row per published cell (a
+    ``paper`` row with a PSNR) and compared group: ``main`` always (``missing`` where we have no
+    number), then ``official_weights`` and ``released_results`` rows where the summary has them,
+    each group's methods in name order; cells in the summary's order. Units: PSNR and Δ PSNR
+    and the tolerance in dB, SSIM unitless; ``n_seeds`` and ``psnr_std`` as in the summary (NaN
+    where it has none); ``d_* = ours − paper``; ``tolerance_db`` is NaN when no tolerance
+    applies (one seed, σ unknown, missing); ``within_0_1_db`` is |Δ PSNR| ≤ 0.1 dB (None where
+    missing); ``verdict`` is one of :data:`VERDICTS`. A summary without paper rows gives an
+    empty frame with these columns.
+    """
+    import pandas as pd
+
+    frame = summary if isinstance(summary, pd.DataFrame) else pd.DataFrame(list(summary))
+    needed = ["task", "dataset", "method", "group", "psnr", "ssim", "n_seeds", "psnr_std"]
+    absent = [c for c in needed if c not in frame.columns]
+    if absent and not frame.empty:
+        raise ValueError(f"summary lacks the column(s) {', '.join(absent)} (see mprnet.study.aggregate)")
+    records = frame.to_dict("records")
+    ours: dict[tuple, list[dict]] = {}
+    for r in records:
+        if r.get("group") in COMPARED_GROUPS:
+            ours.setdefault((r["task"], r["dataset"], r["group"]), []).append(r)
+    rows = []
+    for paper in _published(records):
+        for group in COMPARED_GROUPS:
+            found = sorted(ours.get((paper["task"], paper["dataset"], group), []), key=lambda r: str(r["method"]))
+            if not found and group == "main":
+                found = [None]
+            rows += [_row(paper, r, group) for r in found]
+    out = pd.DataFrame(rows, columns=VERDICT_COLUMNS)
+    out["within_0_1_db"] = out["within_0_1_db"].astype("boolean")
+    return out
+
+
+def _published(records: Iterable[dict]) -> list[dict]:
+    return [r for r in records if r.get("group") == "paper" and not math.isnan(_number(r.get("psnr")))]
