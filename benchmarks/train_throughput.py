@@ -19,8 +19,12 @@ kept (on CUDA, convolutions may use TF32, ``torch.backends.cudnn.allow_tf32``; p
 the official model alike. Where CUDA is missing, ``--device cuda`` falls back to the CPU; where the
 device would emulate bf16 (``mprnet.precision``), the bf16 modes are skipped; both with a message.
 
-Printed per row: images/s, seconds/step, peak memory, and the speed-up over our fp32 and over the
-official fp32 (target of issue 15: >= 2x the official fp32 throughput on a GPU).
+Every mode trains on the same batch (drawn on the CPU from seed 1); with ``--official`` our model
+starts from the official model's seed-0 weights, so the first loss (before any update) of each
+mode compares with the official fp32 step's. ``cudnn.benchmark`` is on for CUDA, as in ``mprnet train``.
+
+Printed per row: images/s, seconds/step, peak memory, the first loss, and the speed-up over our fp32
+and over the official fp32 (target of issues 15 and 22: >= 2x the official fp32 throughput on a GPU).
 
     python benchmarks/train_throughput.py --device cpu --batch 1 --patch 32 --steps 1   # smoke test
     python benchmarks/train_throughput.py --official /path/to/MPRNet.py              # GPU figures
@@ -38,6 +42,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from model_step import official_model  # noqa: E402  (one loader for both benchmarks)
 
+from mprnet.atomic import atomic_write_text  # noqa: E402
 from mprnet.precision import bf16_support  # noqa: E402
 from mprnet.presets import PRESETS  # noqa: E402
 
@@ -68,8 +73,14 @@ def measure(preset: str, mode: str, batch: int, patch: int, steps: int, warmup: 
 
     amp, channels_last, compiled = (None, False, False) if mode == OFFICIAL_MODE else {**MODES, **COMPILED}[mode]
     dev = torch.device(device)
+    if dev.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # as `mprnet train` sets it (runtime.deterministic false)
     torch.manual_seed(0)
     model = official_model(official, preset) if mode == OFFICIAL_MODE else build_model(preset)
+    if official and mode != OFFICIAL_MODE:
+        # the same initial weights as the official row (seed 0), so the first losses compare
+        torch.manual_seed(0)
+        model.load_state_dict(official_model(official, preset).state_dict())
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     model = model.to(dev).to(memory_format=memory_format).train()
     criterion = (StageLoss(0.0, True) if preset == "denoising" else StageLoss()).to(dev)
@@ -77,15 +88,19 @@ def measure(preset: str, mode: str, batch: int, patch: int, steps: int, warmup: 
     net = torch.compile(model) if compiled else model
     scaler = torch.amp.GradScaler(dev.type, enabled=False)
     amp_dtype = torch.bfloat16 if amp == "bf16" else None
-    inp = torch.rand(batch, 3, patch, patch, device=dev).contiguous(memory_format=memory_format)
-    tar = torch.rand(batch, 3, patch, patch, device=dev).contiguous(memory_format=memory_format)
+    # the same batch for every mode and device: drawn on the CPU from seed 1
+    gen = torch.Generator().manual_seed(1)
+    inp, tar = (torch.rand(batch, 3, patch, patch, generator=gen).to(dev).contiguous(memory_format=memory_format)
+                for _ in range(2))
 
     def sync():
         if dev.type == "cuda":
             torch.cuda.synchronize()
 
+    first_loss = None
     for _ in range(warmup):
-        train_step(net, criterion, optimizer, scaler, inp, tar, amp_dtype)
+        loss = train_step(net, criterion, optimizer, scaler, inp, tar, amp_dtype)
+        first_loss = float(loss) if first_loss is None else first_loss
     sync()
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
@@ -101,7 +116,7 @@ def measure(preset: str, mode: str, batch: int, patch: int, steps: int, warmup: 
     return {"preset": preset, "mode": mode, "device": str(dev), "batch": batch, "patch": patch,
             "images_per_s": steps * batch / seconds, "seconds_per_step": seconds / steps,
             "peak_memory_mb": peak_mb, "peak_kind": "cuda allocated" if dev.type == "cuda" else "process RSS",
-            "loss_finite": bool(torch.isfinite(loss))}
+            "first_loss": first_loss, "loss_finite": bool(torch.isfinite(loss))}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -177,8 +192,10 @@ def main(argv: list[str] | None = None) -> int:
             row = json.loads(done.stdout.strip().splitlines()[-1])
             rows.append(row)
             print(f"{preset:11s} {mode:27s} batch {batch:3d} patch {patch:4d}: {row['images_per_s']:9.2f} images/s "
-                  f"{row['seconds_per_step']:8.3f} s/step  peak {row['peak_memory_mb']:8.0f} MB ({row['peak_kind']})",
-                  flush=True)
+                  f"{row['seconds_per_step']:8.3f} s/step  peak {row['peak_memory_mb']:8.0f} MB ({row['peak_kind']})"
+                  f"  first loss {row['first_loss']:.6f}", flush=True)
+            if args.json:  # after every row: a run stopped by a time limit keeps what it measured
+                atomic_write_text(args.json, json.dumps(rows, indent=1))
     print("\nspeed-up (images/s ratio)")
     for preset in args.presets:
         mine = {r["mode"]: r["images_per_s"] for r in rows if r["preset"] == preset}
@@ -187,14 +204,16 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             versus = [f"x{ips / mine['fp32']:.2f} vs our fp32" if "fp32" in mine else "",
                       f"x{ips / mine[OFFICIAL_MODE]:.2f} vs official fp32" if OFFICIAL_MODE in mine else ""]
+            if OFFICIAL_MODE in mine:
+                ref = next(r["first_loss"] for r in rows if r["preset"] == preset and r["mode"] == OFFICIAL_MODE)
+                own = next(r["first_loss"] for r in rows if r["preset"] == preset and r["mode"] == mode)
+                versus.append(f"first loss {own:.6f} vs official {ref:.6f} (rel. diff {abs(own - ref) / ref:.1e})")
             print(f"{preset:11s} {mode:27s} {'  '.join(v for v in versus if v)}")
             for r in rows:
                 if r["preset"] == preset and r["mode"] == mode:
                     r["speedup_vs_fp32"] = ips / mine["fp32"] if "fp32" in mine else None
                     r["speedup_vs_official_fp32"] = ips / mine[OFFICIAL_MODE] if OFFICIAL_MODE in mine else None
     if args.json:
-        from mprnet.atomic import atomic_write_text
-
         atomic_write_text(args.json, json.dumps(rows, indent=1))
     return 0
 
