@@ -119,3 +119,4 @@ timeout 60 "$PY" -m mprnet.cli train --config "$WORK/run.yaml" --out "$WORK/run2
   --set schedule.length=20 --set schedule.warmup=2 2>&1 | tail -30
 echo "exit ${PIPESTATUS[0]}"
 part "done"
+sleep 1  # let tee finish writing record.txt
