@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The GPU record of issue 22, as one script for a lent device (an H200: about 8 minutes; give the
-# device tool's run a timeout_s of 600). From the repository root:
+# device tool's run a timeout_s of 600; part 1 needs about 260 s there). From the repository root:
 #   git log -1 --format='commit %H' > .devdata/COMMIT   # the device gets no .git
 #
 #   DEVDATA=.devdata bash benchmarks/device_check.sh
@@ -66,7 +66,7 @@ cat "$DEVDATA/COMMIT" 2>/dev/null || git log -1 --format='commit %H' 2>/dev/null
 
 part "1. one training step at the paper's sizes: ours (fp32, bf16, bf16+channels_last) vs the official fp32 step"
 off=(); [ -f "$OFFICIAL" ] && off=(--official "$OFFICIAL") || echo "no $OFFICIAL: no official rows"
-timeout "${T1:-200}" "$PY" benchmarks/train_throughput.py "${TP[@]}" "${off[@]}" --json "$OUT/train_throughput.json"
+timeout "${T1:-270}" "$PY" benchmarks/train_throughput.py "${TP[@]}" "${off[@]}" --json "$OUT/train_throughput.json"
 echo "exit $?"
 
 part "2. the deraining preset trained on real rain (RainTrainL subset: $(ls "$TRAIN/input" | wc -l) pairs)"

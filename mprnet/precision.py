@@ -20,13 +20,21 @@ answer every time on one machine:
 
 Elsewhere bf16 would be emulated by conversion to fp32: on a 2-core AMD EPYC (Zen 3, AVX2) one
 training step of the demo network took 2.774 s in bf16 against 0.250 s in fp32 (11.1x), and
-7.7x under the AVX2 restriction on an AMX Xeon (``benchmarks/train_throughput.py --cpu-kinds``).
+9.2x for the demo's training under the AVX2 restriction on an AMX Xeon
+(``benchmarks/study_speed.py --kinds avx2 --other``).
 So an explicit bf16 on such a device is refused (``ConfigError``), by ``check_bf16``, in training
 and restoring alike; ``auto`` chooses fp32 there.
+
+fp32 on CUDA: PyTorch lets cuDNN run float32 convolutions on TF32 tensor cores by default (10-bit
+mantissa inputs). Training keeps that default (as the official code ran on such GPUs); restoring in
+fp32 does not: ``ieee_fp32`` turns TF32 off around the forward pass, so an fp32 restore is the
+IEEE float32 arithmetic of the official test scripts (written before TF32 existed). On an H200 the
+TF32 forward differed from the CPU's by up to 2.6e-4 (of [0, 1]) per pixel (issue 22).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 from dataclasses import dataclass
@@ -203,3 +211,30 @@ def trained_precision(model_file) -> str:
     if amp not in AMP_PRECISION:
         raise DataError(f"{model_file}: carries no resolved train.amp (found {amp!r}); not a model file of mprnet train")
     return AMP_PRECISION[amp]
+
+
+@contextlib.contextmanager
+def ieee_fp32():
+    """Within the block, float32 convolutions (cuDNN) and matrix products (cuBLAS) run in IEEE
+    float32, not TF32; the previous settings come back afterwards, also on an error. Affects CUDA
+    kernels only (a CPU's float32 is IEEE already), so it is safe everywhere. Uses torch's
+    ``fp32_precision`` settings where they exist (torch 2.9+: mixing them with the legacy
+    ``allow_tf32`` flags makes torch raise) and the ``allow_tf32`` flags before."""
+    import torch
+
+    conv = getattr(torch.backends.cudnn, "conv", None)
+    if conv is not None and hasattr(conv, "fp32_precision"):
+        matmul = torch.backends.cuda.matmul
+        saved = conv.fp32_precision, matmul.fp32_precision
+        conv.fp32_precision = matmul.fp32_precision = "ieee"
+        try:
+            yield
+        finally:
+            conv.fp32_precision, matmul.fp32_precision = saved
+    else:  # torch < 2.9
+        saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+        torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+        try:
+            yield
+        finally:
+            torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved

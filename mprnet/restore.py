@@ -23,7 +23,8 @@
   optionally ``<out>/float/<stem>.npy`` (H×W×3 float32 in [0,1], unquantised, for the SIDD
   protocol) and ``<out>/stages/<stem>_stage<k>.png`` for the earlier stages k = 1..S-1, and
   ``<out>/restore.json``, the record of how they were made (``RECORD_NAME``, see ``restore_folder``).
-* Precision: ``fp32`` (the default, as the official test scripts) or ``bf16``: the network runs
+* Precision: ``fp32`` (the default, as the official test scripts; IEEE float32 on CUDA too, TF32
+  off: ``mprnet.precision.ieee_fp32``) or ``bf16``: the network runs
   under ``torch.autocast(device_type, dtype=torch.bfloat16)`` (convolutions and matrix products
   in bf16, accumulating in fp32 inside the kernels), its outputs are cast back to float32 before
   tiles are blended, clamped and saved. bf16 is opt-in and refused (``ConfigError``) on a device
@@ -45,7 +46,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from .errors import CheckpointError, ConfigError
-from .precision import check_bf16
+from .precision import check_bf16, ieee_fp32
 from .presets import PRESETS
 
 TASKS = tuple(PRESETS)
@@ -158,7 +159,8 @@ def _forward(model, image, precision: str) -> list:
     import torch
 
     if precision == "fp32":
-        return [o.float() for o in model(image)]
+        with ieee_fp32():  # no TF32 on CUDA: the official scripts' float32 (mprnet.precision)
+            return [o.float() for o in model(image)]
     with torch.autocast(image.device.type, dtype=torch.bfloat16):
         outputs = model(image)
     return [o.float() for o in outputs]

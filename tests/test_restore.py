@@ -102,8 +102,9 @@ def test_restore_writes_png_float_and_stage_images_of_any_size(tmp_path):
     image = np.rint(smooth_image(rng, 45, 61) * 255).astype(np.uint8)  # not a multiple of 8
     write_png(tmp_path / "in" / "odd.png", image)
     out = tmp_path / "out"
+    # --device cpu: the reference below is computed on the CPU (a GPU's fp32 differs in the last bits)
     assert main(["restore", "--checkpoint", str(tmp_path / "model.pt"), "--input", str(tmp_path / "in"),
-                 "--output", str(out), "--save-float", "--save-stages", "--no-progress"]) == 0
+                 "--output", str(out), "--save-float", "--save-stages", "--no-progress", "--device", "cpu"]) == 0
     png = read_rgb(out / "odd.png")
     array = np.load(out / "float" / "odd.npy")
     assert png.shape == image.shape and array.shape == image.shape and array.dtype == np.float32
@@ -139,7 +140,7 @@ def test_float_npy_inputs_are_restored_unquantised_and_named_by_stem(tmp_path):
     for name in ("input_float", "input"):
         out = tmp_path / f"out_{name}"
         assert main(["restore", "--checkpoint", str(tmp_path / "model.pt"), "--input", str(tmp_path / name),
-                     "--output", str(out), "--save-float", "--no-progress"]) == 0
+                     "--output", str(out), "--save-float", "--no-progress", "--device", "cpu"]) == 0
         # Named by stem whatever the input's extension: what dnd-bundle and the scorers pair by.
         assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) == [
             "0001_01.png", "0001_02.png", "float/0001_01.npy", "float/0001_02.npy", "restore.json"]

@@ -60,17 +60,19 @@ def _train(args: argparse.Namespace) -> int:
     import sys
 
     from ..errors import MPRNetError
-    from .config import load_config, resolve_config
+    from .config import check_gpus_per_process, load_config, resolve_config
     from .console import guarded_console
     from .launch import is_main_worker, is_worker, launch
     from .runlock import run_lock
     from .trainer import TrainingInterrupted, train
 
     if not is_worker():
-        processes = 1
+        runtime = {"processes": 1, "device": "cpu"}
         with contextlib.suppress(MPRNetError):  # a bad config is reported below, in --log too
-            processes = resolve_config(_apply_sets(load_config(args.config), args.set))["runtime"]["processes"]
+            runtime = resolve_config(_apply_sets(load_config(args.config), args.set))["runtime"]
+        processes = runtime["processes"]
         if processes > 1:
+            check_gpus_per_process(processes, runtime["device"])  # before any process starts
             with run_lock(args.out):  # held for the workers, before any of them starts
                 return launch(_worker_args(args), processes)
     main, world = is_main_worker(), int(os.environ.get("WORLD_SIZE", "1"))

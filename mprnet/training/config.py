@@ -147,6 +147,28 @@ def check_batch_split(batch_size: int, processes: int, what: str) -> None:
                           f"of {what} (the global batch is shared out; make it a multiple of {processes})")
 
 
+def check_gpus_per_process(processes: int, device: str) -> None:
+    """Refuse (``ConfigError`` naming ``runtime.processes``) more training processes on this machine
+    than it has visible GPUs, when they train on CUDA (``device`` ``cuda``, or ``auto`` with CUDA
+    available): each process takes the GPU of its local rank, and NCCL cannot share one GPU
+    between processes. Without this check, rank 1 of 2 on a one-GPU machine dies in
+    ``torch.cuda.set_device`` with "invalid device ordinal" (seen on an H200, issue 22)."""
+    if processes <= 1 or device == "cpu" or device.startswith("cuda:"):
+        return
+    import torch
+
+    if device == "auto" and not torch.cuda.is_available():
+        return  # auto trains on the CPU here: gloo, any number of processes
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if processes > gpus:
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+        where = f" (CUDA_VISIBLE_DEVICES={visible})" if visible is not None else ""
+        raise ConfigError(f"runtime.processes: {processes} processes train on one GPU each, but {gpus} "
+                          f"GPU{'' if gpus == 1 else 's'} {'is' if gpus == 1 else 'are'} visible here{where}; "
+                          f"NCCL cannot share a GPU between processes: set runtime.processes to at most "
+                          f"{max(gpus, 1)}, or runtime.device: cpu")
+
+
 def check_finite_numbers(value: Any, key: str = "") -> None:
     """Raise ``ConfigError`` naming the key of a NaN or infinite number (YAML's ``.nan``,
     ``.inf``): no setting of a run is meant to be one, and the schema's bounds let ``.inf`` pass."""

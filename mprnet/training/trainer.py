@@ -50,7 +50,7 @@ from typing import Any
 
 from ..errors import CheckpointError, ConfigError, MPRNetError
 from .checkpointing import capture_rng, load_checkpoint, restore_rng, save_checkpoint
-from .config import check_batch_split, config_differences, dump_config, resolve_config
+from .config import check_batch_split, check_gpus_per_process, config_differences, dump_config, resolve_config
 from .console import GuardedStream
 
 CHECKPOINT = "checkpoint.pt"
@@ -343,6 +343,8 @@ def train(config: dict, out_dir: str | os.PathLike, *, resume: bool = False) -> 
     with run_lock(out_dir) if is_main_worker() else contextlib.nullcontext():  # one trainer per folder
         want_cuda = rt["device"].startswith("cuda") or (rt["device"] == "auto" and torch.cuda.is_available())
         if want_cuda and torch.cuda.is_available() and "LOCAL_RANK" in os.environ:
+            # under torchrun too: one GPU per process on this node
+            check_gpus_per_process(int(os.environ.get("LOCAL_WORLD_SIZE", "1")), rt["device"])
             torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))  # before NCCL picks a device
         dist = Dist.from_env("cuda" if want_cuda else "cpu")
         previous = torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.benchmark
