@@ -17,7 +17,9 @@ then alternates them step by step for --iters rounds (ours first in even rounds,
 model first in odd ones), so that the load of a shared machine hits both alike. It prints both
 medians, their ratio, the median and max of the per-round ratios (ours / official; < 1: ours is
 faster) and the max abs difference of the two models' outputs on that input. Peak RSS is not
-shown there (one process holds both models).
+shown there (one process holds both models). Ours runs fwd+bwd in the layout ``mprnet train``
+chooses on this CPU (``train.channels_last: auto``: NCHW for the wide presets below AVX-512) and
+the forward pass channels-last, as ``build_model`` and ``mprnet restore`` do (``mprnet.precision``).
 
 Before timing, the golden fixture is rerun to show the outputs are unchanged (max abs error vs
 the official outputs, limit 1e-5).
@@ -78,6 +80,18 @@ def _step(model, x, mode: str):
     return [o.detach() for o in outputs]
 
 
+def training_layout(model, task: str):
+    """``model`` in the memory layout ``mprnet train`` gives it here (``train.channels_last: auto``,
+    ``mprnet.precision.layout_choice``); ``build_model``'s channels-last is restoring's layout."""
+    import torch
+
+    from mprnet.precision import layout_choice
+    from mprnet.presets import PRESETS
+
+    channels_last = layout_choice("cpu", PRESETS[task]["n_feat"]).channels_last
+    return model.to(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+
+
 def run_case(task: str, mode: str, iters: int, warmup: int, threads: int, channels_last: bool) -> dict:
     """Ours alone: median seconds per step and the process's peak RSS."""
     import resource
@@ -114,7 +128,7 @@ def run_pair(task: str, mode: str, iters: int, warmup: int, threads: int, offici
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     theirs = official_model(official_source, task)
-    ours = build_model(task)
+    ours = training_layout(build_model(task), task) if mode == "fwdbwd" else build_model(task)
     ours.load_state_dict(theirs.state_dict())
     size = MODES[mode][0]
     x = torch.rand(1, 3, size, size)

@@ -64,7 +64,8 @@ def child(spec: dict) -> dict:
 
     from mprnet.losses import StageLoss
     from mprnet.model import build_model
-    from mprnet.precision import resolve_amp
+    from mprnet.precision import resolve_amp, resolve_channels_last
+    from mprnet.presets import PRESETS
     from mprnet.training.trainer import train_step
 
     torch.set_num_threads(spec["threads"])
@@ -76,7 +77,9 @@ def child(spec: dict) -> dict:
         amp, why = "bf16", f"refused by mprnet train here: {exc}"
     torch.manual_seed(0)
     net = build_model(spec["task"], **spec["overrides"]).train()
-    fmt = torch.channels_last if spec["channels_last"] else torch.contiguous_format
+    width = {**PRESETS[spec["task"]], **spec["overrides"]}["n_feat"]
+    channels_last, _ = resolve_channels_last(spec["channels_last"], "cpu", width)  # as mprnet train resolves it
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
     net = net.to(memory_format=fmt)
     criterion = StageLoss(eps=0.1)
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-4)

@@ -25,6 +25,27 @@ training step of the demo network took 2.774 s in bf16 against 0.250 s in fp32 (
 So an explicit bf16 on such a device is refused (``ConfigError``), by ``check_bf16``, in training
 and restoring alike; ``auto`` chooses fp32 there.
 
+Memory layout in training (``train.channels_last: auto``): channels-last (NHWC weights and
+activations) on CUDA, on a CPU whose torch and oneDNN kernels reach AVX-512, and for networks
+narrower than ``WIDE_N_FEAT`` (64) channels on any CPU; NCHW for wider ones on an AVX2 CPU, where
+oneDNN's NHWC training kernels lose to NCHW. ``build_model`` and restoring always run channels-last:
+the forward pass is faster so on both kinds. Measured with ``benchmarks/model_step.py --official``
+and one training step of the CPU studies' network, 2 threads (1 for the latter), time against the
+official NCHW model (fwd+bwd at 128², forward at 256²):
+
+=====================  ===================  ===================  =========================
+network (n_feat)       AMX Xeon, fwd+bwd    AVX2-restricted,     AVX2-restricted, forward
+                       NHWC / NCHW          fwd+bwd NHWC / NCHW  NHWC / NCHW
+=====================  ===================  ===================  =========================
+deblurring (96)        0.82 / 0.88          1.17 / 0.96          0.86 / 0.90
+denoising (80)         --                   1.00 / 0.93          0.82 / 0.95
+deraining (40)         --                   0.86 / 0.91          0.77 / 0.96
+CPU studies' (16)      NHWC 0.70 x NCHW     NHWC 0.81 x NCHW     --
+=====================  ===================  ===================  =========================
+
+(AVX2-restricted: ``ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2`` on the AMX Xeon. On an H200
+in bf16, channels-last trained 1.42x (deblurring) and 1.33x (deraining) faster than NCHW, issue 22.)
+
 fp32 on CUDA: PyTorch lets cuDNN run float32 convolutions on TF32 tensor cores by default (10-bit
 mantissa inputs). Training keeps that default (as the official code ran on such GPUs); restoring in
 fp32 does not: ``ieee_fp32`` turns TF32 off around the forward pass, so an fp32 restore is the
@@ -53,6 +74,10 @@ ONEDNN_BF16_MASK = ONEDNN_ISA_MASKS["AVX512_CORE_BF16"]
 ONEDNN_ISA_VARIABLES = ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA")
 # ATen's CPU capabilities that can run bf16 vector code natively (x86).
 ATEN_BF16_CAPABILITIES = ("AVX512", "AVX512_VNNI", "AVX512_BF16", "AMX", "AVX512_FP16")
+# The memory-layout rule's thresholds: AVX-512 kernels in ATen and oneDNN (module docstring).
+ATEN_AVX512_CAPABILITIES = ATEN_BF16_CAPABILITIES
+ONEDNN_AVX512_MASK = ONEDNN_ISA_MASKS["AVX512_CORE"]
+WIDE_N_FEAT = 64  # from this width on, AVX2 trains MPRNet faster in NCHW (measured at 80 and 96; 40: not)
 # Measured slowdown of emulated bf16 training, quoted by the refusal (module docstring).
 EMULATED_SLOWDOWN = "11x slower than fp32 on an AVX2 CPU (AMD Zen 3)"
 
@@ -92,8 +117,9 @@ class CpuFacts:
         return cls(platform.machine(), units, onednn, torch.backends.cpu.get_cpu_capability())
 
 
-def _onednn_cap(environ) -> tuple[str, str] | None:
-    """(variable, value) of a oneDNN ISA cap that hides bf16 units, or None when none does."""
+def _onednn_cap(environ, needed: int = ONEDNN_BF16_MASK) -> tuple[str, str] | None:
+    """(variable, value) of a oneDNN ISA cap below the ISA mask ``needed`` (default: the bf16
+    units), or None when none is set or it allows ``needed``."""
     for name in ONEDNN_ISA_VARIABLES:
         value = environ.get(name, "").strip()
         if not value:
@@ -102,7 +128,7 @@ def _onednn_cap(environ) -> tuple[str, str] | None:
         if key in ("ALL", "DEFAULT"):
             return None
         mask = ONEDNN_ISA_MASKS.get(key)
-        if mask is None or mask & ONEDNN_BF16_MASK != ONEDNN_BF16_MASK:
+        if mask is None or mask & needed != needed:
             return name, value
         return None
     return None
@@ -146,6 +172,53 @@ def bf16_support(device: str) -> Bf16Support:
     if kind == "cpu":
         return cpu_bf16_support()
     return Bf16Support(False, f"device {device}: bf16 runs on CPU or CUDA only")
+
+
+@dataclass(frozen=True)
+class LayoutChoice:
+    """Whether MPRNet trains channels-last (NHWC weights and activations) on a device, and why."""
+
+    channels_last: bool
+    reason: str
+
+
+def cpu_layout(n_feat: int, facts: CpuFacts | None = None, environ=None) -> LayoutChoice:
+    """The training-layout rule for a CPU (module docstring, "Memory layout") and a network of
+    ``n_feat`` channels: channels-last where torch's and oneDNN's kernels reach AVX-512, or where
+    the network is narrower than ``WIDE_N_FEAT``; NCHW for wide networks on smaller ISAs.
+    ``facts``/``environ`` as for :func:`cpu_bf16_support`."""
+    facts = CpuFacts.read() if facts is None else facts
+    environ = os.environ if environ is None else environ
+    if not facts.x86:
+        return LayoutChoice(True, f"channels-last, as on x86 (unmeasured on {facts.machine})")
+    cap = _onednn_cap(environ, ONEDNN_AVX512_MASK)
+    if cap is None and facts.aten_capability in ATEN_AVX512_CAPABILITIES:
+        return LayoutChoice(True, f"channels-last: torch's vector kernels are {facts.aten_capability}")
+    below = f"{cap[0]}={cap[1]} keeps oneDNN" if cap else f"torch's vector kernels are {facts.aten_capability},"
+    if n_feat < WIDE_N_FEAT:
+        return LayoutChoice(True, f"channels-last: {below} below AVX-512, but n_feat {n_feat} < {WIDE_N_FEAT}")
+    return LayoutChoice(False, f"NCHW: {below} below AVX-512 and n_feat {n_feat} >= {WIDE_N_FEAT}")
+
+
+def layout_choice(device: str, n_feat: int) -> LayoutChoice:
+    """The memory layout MPRNet of width ``n_feat`` trains fastest in on ``device`` (``cpu``,
+    ``cuda``, ``cuda:N``)."""
+    import torch
+
+    if torch.device(device).type == "cuda":
+        return LayoutChoice(True, "channels-last: cuDNN's NHWC kernels")
+    return cpu_layout(n_feat)
+
+
+def resolve_channels_last(setting, device: str, n_feat: int) -> tuple[bool, str]:
+    """``train.channels_last`` (``true``, ``false`` or ``auto``) for ``device`` and a network of
+    width ``n_feat``: (channels-last or not, why). Raises ``ConfigError`` for any other value."""
+    if isinstance(setting, bool):
+        return setting, "train.channels_last: " + ("true" if setting else "false")
+    if setting != "auto":
+        raise ConfigError(f"train.channels_last: expected true, false or auto, got {setting!r}")
+    choice = layout_choice(device, n_feat)
+    return choice.channels_last, choice.reason
 
 
 def check_bf16(device: str, setting: str, instead: str) -> Bf16Support:

@@ -17,7 +17,7 @@ from mprnet.errors import ConfigError, DataError
 from mprnet.precision import Bf16Support, CpuFacts, cpu_bf16_support, resolve_amp, trained_precision
 from mprnet.training.config import config_differences, resolve_config
 from mprnet.training.trainer import train
-from train_worker import make_pairs, tiny_config
+from train_worker import TINY_MODEL, make_pairs, tiny_config
 
 AMX_XEON = CpuFacts("x86_64", ("AMX-BF16", "AVX512-BF16"), True, "AVX512")
 ZEN3 = CpuFacts("x86_64", (), False, "AVX2")  # AVX2 only: oneDNN has no bf16 kernels
@@ -220,3 +220,85 @@ def test_trained_precision_names_a_file_it_cannot_read(tmp_path):
     torch.save({"model": {}}, tmp_path / "weights.pt")
     with pytest.raises(DataError, match="weights.pt: carries no resolved train.amp"):
         trained_precision(tmp_path / "weights.pt")
+
+
+# --- the memory-layout rule of training (train.channels_last: auto) ------------------------------
+
+@pytest.mark.parametrize("facts, environ, n_feat, channels_last, reason", [
+    (AMX_XEON, {}, 96, True, "channels-last: torch's vector kernels are AVX512"),
+    (SKYLAKE_X, {}, 96, True, "channels-last"),  # AVX-512 without bf16: the layout rule needs no bf16
+    (AMX_XEON, {"ONEDNN_MAX_CPU_ISA": "AVX512_CORE"}, 96, True, "channels-last"),
+    (AMX_XEON, {"ONEDNN_MAX_CPU_ISA": "AVX2"}, 96, False,
+     "NCHW: ONEDNN_MAX_CPU_ISA=AVX2 keeps oneDNN below AVX-512 and n_feat 96 >= 64"),
+    (CpuFacts("x86_64", ("AMX-BF16",), True, "AVX2"), {}, 80, False, "NCHW: torch's vector kernels are AVX2,"),
+    (ZEN3, {}, 64, False, "NCHW: torch's vector kernels are AVX2, below AVX-512 and n_feat 64 >= 64"),
+    (ZEN3, {}, 40, True, "channels-last: torch's vector kernels are AVX2, below AVX-512, but n_feat 40 < 64"),
+    (ZEN3, {}, 16, True, "n_feat 16 < 64"),
+    (GRAVITON3, {}, 96, True, "unmeasured on aarch64"),
+])
+def test_layout_rule(facts, environ, n_feat, channels_last, reason):
+    choice = precision.cpu_layout(n_feat, facts, environ)
+    assert choice.channels_last is channels_last and reason in choice.reason
+
+
+def test_channels_last_setting_resolves_true_false_auto_and_names_a_bad_value(monkeypatch):
+    assert precision.resolve_channels_last(True, "cpu", 96) == (True, "train.channels_last: true")
+    assert precision.resolve_channels_last(False, "cpu", 16) == (False, "train.channels_last: false")
+    monkeypatch.setattr(precision, "cpu_layout", lambda n_feat: precision.LayoutChoice(n_feat < 50, "test"))
+    assert precision.resolve_channels_last("auto", "cpu", 96) == (False, "test")
+    assert precision.resolve_channels_last("auto", "cpu", 16) == (True, "test")
+    with pytest.raises(ConfigError, match=r"^train.channels_last: expected true, false or auto, got 'yes'"):
+        precision.resolve_channels_last("yes", "cpu", 16)
+    with pytest.raises(ConfigError, match=r"train.channels_last"):  # the schema, at planning time
+        resolve_config({"task": "deraining", "data": {"train": "x"}, "train": {"channels_last": "yes"}})
+
+
+def _record_layouts(monkeypatch) -> list:
+    """The layout of every training forward's input (the model's activations follow it)."""
+    from mprnet.training import trainer
+
+    seen, build = [], trainer.build_training_model
+
+    def build_with_hook(cfg):
+        model = build(cfg)
+        model.shallow_feat1.register_forward_pre_hook(lambda module, args: seen.append(
+            "nhwc" if args[0].is_contiguous(memory_format=torch.channels_last) and not args[0].is_contiguous()
+            else "nchw") if module.training else None)
+        return model
+
+    monkeypatch.setattr(trainer, "build_training_model", build_with_hook)
+    return seen
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_auto_layout_trains_in_what_it_records_and_a_resumed_run_keeps_it(pairs_dir, tmp_path, monkeypatch,
+                                                                         capsys, native):
+    from mprnet.training import trainer
+
+    widths = []
+    monkeypatch.setattr(precision, "layout_choice",
+                        lambda device, n_feat: widths.append(n_feat) or precision.LayoutChoice(native, "test rule"))
+    seen, out = _record_layouts(monkeypatch), tmp_path / "run"
+    config = tiny_config(pairs_dir, length=4, train={"amp": "none", "channels_last": "auto"})
+
+    after = trainer.Trainer._after_iteration
+
+    def interrupt_at_2(self):
+        after(self)
+        if self.iteration == 2:
+            raise trainer.TrainingInterrupted(self.ckpt_path, 2, "test")
+
+    monkeypatch.setattr(trainer.Trainer, "_after_iteration", interrupt_at_2)
+    with pytest.raises(trainer.TrainingInterrupted):
+        train(config, out)
+    layout = "nhwc" if native else "nchw"
+    assert seen == [layout] * 2 and widths == [TINY_MODEL["n_feat"]]  # the width of the model trained
+    assert f"train.channels_last auto -> {str(native).lower()} (test rule)" in capsys.readouterr().err
+    assert yaml.safe_load((out / "config.yaml").read_text())["train"]["channels_last"] is native
+
+    monkeypatch.undo()  # the real _after_iteration; the machine now answers the other way
+    monkeypatch.setattr(precision, "layout_choice", lambda device, n_feat: precision.LayoutChoice(not native, "x"))
+    seen = _record_layouts(monkeypatch)
+    train(config, out, resume=True)
+    assert seen == [layout] * 2  # kept from the checkpoint
+    assert torch.load(out / "model_final.pt", weights_only=True)["config"]["train"]["channels_last"] is native

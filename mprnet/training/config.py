@@ -32,13 +32,15 @@ and ``training.yml``) and is checked against ``run_config.schema.json``. Section
     ``edge_weight`` (0.05; denoising 0), ``clamp_outputs`` (denoising true) and the Charbonnier
     ``eps`` (1e-3, official; of both the Charbonnier and the edge term) of ``StageLoss``. A larger
     ``eps`` (e.g. 0.1) makes the loss quadratic for residuals below it: on short CPU budgets it
-    learns sparse residuals such as rain streaks far sooner (``benchmarks/rain100l_curve.py``).
+    learns sparse residuals such as rain streaks far sooner (``benchmarks/gain_curve.py``).
 ``mixup``
     Denoising: ``enabled`` from epoch ``start_epoch`` (6) with Beta(``alpha``=0.6, 0.6) per sample.
 ``train``
     ``amp`` ``none`` | ``bf16`` | ``fp16`` (autocast; fp16 adds a GradScaler) | ``auto`` (bf16 where
     the device computes it natively, fp32 elsewhere: ``mprnet.precision``; a resumed run keeps the
-    precision it started in; ``config.yaml`` records the result), ``channels_last``,
+    precision it started in; ``config.yaml`` records the result), ``channels_last`` (``auto``:
+    NHWC, except NCHW for n_feat >= 64 on a CPU below AVX-512, by the rule of ``mprnet.precision``;
+    true; false; recorded like ``amp``),
     validation every ``val_every_epochs`` (20 / 5 / 1) or, if set, ``val_every_iterations``.
 ``runtime``
     Settings that do not change the trained weights and may differ on ``--resume``: ``device``
@@ -70,7 +72,7 @@ TASKS = tuple(PRESETS)
 RESUME_FREE_SECTIONS = ("runtime",)
 # Keys whose value ``auto`` the trainer resolves on the machine (the effective config holds the
 # result): ``auto`` matches any value there, so a run resolved to bf16 is still the run asked for.
-MACHINE_RESOLVED = {"train.amp": "auto"}
+MACHINE_RESOLVED = {"train.amp": "auto", "train.channels_last": "auto"}
 
 
 def _package_json(name: str) -> dict:

@@ -386,6 +386,7 @@ class Trainer:
         self._configure_device()
         state = self._existing_state(resume)
         self._choose_precision(state)
+        self._choose_layout(state)
         if state is not None:
             self._check_same_config(state)
         self._scan_data()
@@ -407,7 +408,6 @@ class Trainer:
             torch.use_deterministic_algorithms(True)
             os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.backends.cudnn.benchmark = not rt["deterministic"]
-        self.memory_format = torch.channels_last if tr["channels_last"] else torch.contiguous_format
 
     def _existing_state(self, resume: bool) -> dict | None:
         """The checkpoint to continue from; ``None`` to start."""
@@ -434,6 +434,28 @@ class Trainer:
             print(f"mprnet train: train.amp auto -> {amp} ({AMP_PRECISION[amp]}): {why}", file=GuardedStream(sys.stderr))
         tr["amp"] = amp
         self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(amp)
+
+    def _choose_layout(self, state: dict | None) -> None:
+        """Resolve ``train.channels_last`` for this device (``mprnet.precision.resolve_channels_last``:
+        ``auto`` is NCHW only for wide networks on a CPU below AVX-512; a resumed ``auto`` run
+        keeps its layout, as it keeps its precision) into the effective config."""
+        import torch
+
+        from ..precision import resolve_channels_last
+        from ..presets import PRESETS
+
+        tr = self.tr
+        previous = state["config"]["train"]["channels_last"] if state is not None else None
+        if tr["channels_last"] == "auto" and isinstance(previous, bool):
+            channels_last, why = previous, "kept from the checkpoint"
+        else:
+            width = {**PRESETS[self.cfg["task"]], **self.cfg["model"]["overrides"]}["n_feat"]
+            channels_last, why = resolve_channels_last(tr["channels_last"], str(self.device), width)
+        if self.dist.is_main and tr["channels_last"] == "auto":
+            print(f"mprnet train: train.channels_last auto -> {str(channels_last).lower()} ({why})",
+                  file=GuardedStream(sys.stderr))
+        tr["channels_last"] = channels_last
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
 
     def _check_same_config(self, state: dict) -> None:
         diffs = config_differences(state["config"], self.cfg)
@@ -480,9 +502,7 @@ class Trainer:
                 model.load_state_dict(state["model"], strict=True)
             except RuntimeError as exc:
                 raise CheckpointError(f"{self.ckpt_path}: does not fit the configured model ({exc})") from None
-        model.to(self.device)
-        if self.tr["channels_last"]:
-            model.to(memory_format=torch.channels_last)
+        model.to(self.device).to(memory_format=self.memory_format)  # the weights lead (MPRNet.forward)
         self.model = model
 
     def _build_optimizer(self, state: dict | None) -> None:
