@@ -293,7 +293,7 @@ def test_auto_layout_trains_in_what_it_records_and_a_resumed_run_keeps_it(pairs_
         train(config, out)
     layout = "nhwc" if native else "nchw"
     assert seen == [layout] * 2 and widths == [TINY_MODEL["n_feat"]]  # the width of the model trained
-    assert f"train.channels_last auto -> {str(native).lower()} (test rule)" in capsys.readouterr().err
+    assert f"train.channels_last auto -> {str(native).lower()} (test rule)" in capsys.readouterr().out
     assert yaml.safe_load((out / "config.yaml").read_text())["train"]["channels_last"] is native
 
     monkeypatch.undo()  # the real _after_iteration; the machine now answers the other way

@@ -453,7 +453,7 @@ class Trainer:
             channels_last, why = resolve_channels_last(tr["channels_last"], str(self.device), width)
         if self.dist.is_main and tr["channels_last"] == "auto":
             print(f"mprnet train: train.channels_last auto -> {str(channels_last).lower()} ({why})",
-                  file=GuardedStream(sys.stderr))
+                  file=GuardedStream(sys.stdout))  # information, not a warning: stderr stays for those
         tr["channels_last"] = channels_last
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
 
