@@ -179,11 +179,15 @@ def test_nan_scores_are_neither_written_nor_aggregated(tmp_path):
 
 
 def test_score_refuses_a_protocol_result_that_is_nan(tmp_path, monkeypatch, capsys):
+    from dataclasses import replace
+
     from mprnet.metrics import protocols
 
     for folder in ("pred", "target"):
         write_png(tmp_path / folder / "a.png", np.full((16, 16, 3), 7, np.uint8))
-    monkeypatch.setattr(protocols, "rgb_batch", lambda p, t, device=None: (np.array([np.nan]), np.array([0.5])))
+    nan_batch = replace(protocols.PROTOCOL_REGISTRY["rgb"],
+                        score_batch=lambda p, t, device=None: (np.array([np.nan]), np.array([0.5])))
+    monkeypatch.setitem(protocols.PROTOCOL_REGISTRY, "rgb", nan_batch)
     assert main(["score", "--protocol", "rgb", "--pred", str(tmp_path / "pred"), "--target",
                  str(tmp_path / "target"), "--out", str(tmp_path / "s.csv"), "--no-progress"]) == 2
     assert f"{tmp_path / 'pred'} vs {tmp_path / 'target'}: 1 of 1 images scored NaN" in _one_error_line(capsys)

@@ -572,7 +572,7 @@ def test_score_killed_half_way_leaves_no_csv(restore_case, tmp_path):
     csv = tmp_path / "scores" / "set.csv"
     argv = ["score", "--protocol", "rgb", "--pred", str(tmp_path / "pred"), "--target", str(tmp_path / "target"),
             "--out", str(csv), "--no-progress"]
-    proc = _run_killed(tmp_path, "mprnet.metrics.scoring", "_load", 3, "SIGKILL", argv)
+    proc = _run_killed(tmp_path, "mprnet.metrics.scoring", "load_pair", 3, "SIGKILL", argv)
     assert proc.returncode == -signal.SIGKILL, proc.stderr
     assert not csv.exists()
     assert not (csv.parent.exists() and [p for p in csv.parent.iterdir() if not p.name.startswith(".")])

@@ -1,7 +1,9 @@
 """PSNR/SSIM exactly as the MPRNet paper computed them, fast.
 
 Protocols (the paper's evaluation scripts per dataset; definitions in :mod:`.protocols`): ``y_channel``
-(deraining), ``rgb`` (GoPro, HIDE), ``realblur`` (RealBlur-J/R), ``sidd`` (SIDD).
+(deraining), ``rgb`` (GoPro, HIDE), ``realblur`` (RealBlur-J/R), ``sidd`` (SIDD), and ``dnd`` (DND, no
+ground truth: bundled); :data:`PROTOCOL_REGISTRY` has one record per protocol, which scoring, the
+study and the rulers consult instead of testing names.
 
 * :func:`score_folders` scores two folders (pairs by stem; input policy in :mod:`.scoring`),
   :func:`psnr_ssim` one pair of arrays, the ``*_batch`` functions N same-size pairs (the
@@ -18,7 +20,10 @@ Protocols (the paper's evaluation scripts per dataset; definitions in :mod:`.pro
 
 from .protocols import (
     PROTOCOL_DATASETS,
+    PROTOCOL_REGISTRY,
     PROTOCOLS,
+    Protocol,
+    get_protocol,
     psnr_ssim,
     psnr_ssim_rgb,
     psnr_ssim_sidd,
@@ -34,7 +39,10 @@ from .scoring import find_pairs, score_folders, summarize, write_scores_csv
 __all__ = [
     "PROTOCOLS",
     "PROTOCOL_DATASETS",
+    "PROTOCOL_REGISTRY",
+    "Protocol",
     "find_pairs",
+    "get_protocol",
     "psnr_ssim",
     "psnr_ssim_rgb",
     "psnr_ssim_sidd",

@@ -39,7 +39,7 @@ def register(subparsers) -> None:
 def _score(args: argparse.Namespace) -> int:
     import sys
 
-    from .scoring import format_means, score_folders, write_scores_csv
+    from .scoring import format_means, score_folders, write_scores_csv  # each command imports what it runs
 
     scores = score_folders(args.protocol, args.pred, args.target, device=args.device,
                            progress=not args.no_progress and sys.stderr.isatty())

@@ -9,6 +9,11 @@
 ``sidd``       SIDD validation, ``evaluate_SIDD.m``: the same two MATLAB functions on float [0,1]
                data (peak 1, C1 = 0.01², C2 = 0.03²), predictions unquantised.
 ``realblur``   RealBlur-J/-R, ``evaluate_RealBlur.py``: see :mod:`mprnet.metrics.realblur`.
+``dnd``        DND: no public ground truth; the restored float crops are bundled (:mod:`.dnd`).
+
+:data:`PROTOCOL_REGISTRY` holds one :class:`Protocol` record per name: its functions and what
+scoring (:mod:`.scoring`), the study (what ``mprnet restore`` keeps, which inputs it reads, what is
+scored or bundled) and the alternative rulers (:mod:`.rulers`) need to know of it.
 
 The batch functions take N×H×W×3 arrays of one size and return (psnr, ssim) NumPy vectors;
 the single-image functions are thin wrappers. Computation is float64 throughout, on ``device``
@@ -19,17 +24,13 @@ image per thread (:mod:`.kernels_cpu`); on any other torch device through batche
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import numpy as np
 
-PROTOCOLS = ("y_channel", "rgb", "realblur", "sidd")
-
-#: Datasets the paper scores with each protocol (paper Tables 1–4, official evaluation scripts).
-PROTOCOL_DATASETS = {
-    "y_channel": ("Test100", "Rain100H", "Rain100L", "Test2800", "Test1200"),
-    "rgb": ("GoPro", "HIDE"),
-    "realblur": ("RealBlur-J", "RealBlur-R"),
-    "sidd": ("SIDD",),
-}
+from ..errors import ConfigError
+from .realblur import psnr_ssim_realblur
 
 
 def default_device() -> str:
@@ -43,8 +44,6 @@ BACKENDS = ("numba", "torch")
 
 def _backend(device: str | None, backend: str | None) -> tuple[str, str]:
     """(backend, device): by default Numba threads on a CPU, batched torch on a GPU (see kernels_cpu)."""
-    from ..errors import ConfigError
-
     device = device or default_device()
     if backend is None:
         backend = "numba" if device == "cpu" else "torch"
@@ -195,17 +194,73 @@ def psnr_ssim_sidd(pred: np.ndarray, target: np.ndarray, *, device: str | None =
     return _one(sidd_batch, pred, target, device=device, backend=backend)
 
 
+def _psnr_ssim_realblur(pred: np.ndarray, target: np.ndarray, *, device: str | None = None,
+                        backend: str | None = None) -> tuple[float, float]:
+    """``realblur`` protocol on one pair of uint8 H×W×3 images (always on the CPU: OpenCV's ECC)."""
+    return psnr_ssim_realblur(pred, target)
+
+
+# ----------------------------------------------------------------------------- the registry
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """One of the paper's rulers, and what the study's steps need to know of it.
+
+    ``title`` names it in messages. ``score_pair(pred, target, *, device, backend) -> (psnr, ssim)``
+    scores one pair;
+    ``score_batch(pred, target, *, device) -> (psnr[N], ssim[N])`` N pairs of one size at once
+    (None: scored pair by pair, ``realblur``'s alignment). ``datasets``: the paper's test sets
+    scored so. ``float_predictions``: scored on unquantised float predictions (read from
+    ``<pred>/float/<stem>.npy``, targets as ``im2single``). ``min_side``: the smallest image side
+    it scores (its SSIM window), in pixels. ``grey``: how a pair of one-channel images is scored:
+    ``luma`` (the grey values are Y), ``2d`` (MATLAB's 2-D PSNR/SSIM) or ``refuse``.
+    ``ground_truth``: False for a test set without public targets (``dnd``: its restored images are
+    bundled for the online benchmark). ``restore_float``: the restored images must keep their
+    unquantised float values (``mprnet restore --save-float``); ``float_inputs``: the inputs are the
+    exact float crops ``input_float/*.npy`` rather than their 8-bit images.
+    """
+
+    name: str
+    title: str
+    datasets: tuple[str, ...]
+    score_pair: Callable | None
+    score_batch: Callable | None
+    float_predictions: bool = False
+    min_side: int = 1
+    grey: str = "2d"
+    ground_truth: bool = True
+    restore_float: bool = False
+    float_inputs: bool = False
+
+
+PROTOCOL_REGISTRY: dict[str, Protocol] = {p.name: p for p in (
+    Protocol("y_channel", "Y-channel", ("Test100", "Rain100H", "Rain100L", "Test2800", "Test1200"), psnr_ssim_y,
+             y_channel_batch, min_side=11, grey="luma"),
+    Protocol("rgb", "RGB", ("GoPro", "HIDE"), psnr_ssim_rgb, rgb_batch),
+    Protocol("realblur", "RealBlur", ("RealBlur-J", "RealBlur-R"), _psnr_ssim_realblur, None, min_side=11,
+             grey="refuse"),
+    Protocol("sidd", "SIDD", ("SIDD",), psnr_ssim_sidd, sidd_batch, float_predictions=True, restore_float=True),
+    Protocol("dnd", "DND", ("DND",), None, None, ground_truth=False, restore_float=True, float_inputs=True),
+)}
+
+#: The protocols that score against ground truth (``mprnet score --protocol``).
+PROTOCOLS = tuple(name for name, p in PROTOCOL_REGISTRY.items() if p.ground_truth)
+#: Datasets the paper scores with each protocol (paper Tables 1–4, official evaluation scripts).
+PROTOCOL_DATASETS = {name: PROTOCOL_REGISTRY[name].datasets for name in PROTOCOLS}
+
+
+def get_protocol(name: str, *, scored: bool = False) -> Protocol:
+    """The registry's record of ``name``; ``scored``: only protocols with ground truth.
+    Raises ValueError naming the choices for any other name."""
+    record = PROTOCOL_REGISTRY.get(name)
+    if record is None or (scored and not record.ground_truth):
+        choices = PROTOCOLS if scored else tuple(PROTOCOL_REGISTRY)
+        raise ValueError(f"unknown protocol {name!r}; choose one of {', '.join(choices)}")
+    return record
+
+
 def psnr_ssim(protocol: str, pred: np.ndarray, target: np.ndarray, *, device: str | None = None,
               backend: str | None = None) -> tuple[float, float]:
-    """Score one pair of arrays with the named protocol."""
-    if protocol == "y_channel":
-        return psnr_ssim_y(pred, target, device=device, backend=backend)
-    if protocol == "rgb":
-        return psnr_ssim_rgb(pred, target, device=device, backend=backend)
-    if protocol == "sidd":
-        return psnr_ssim_sidd(pred, target, device=device, backend=backend)
-    if protocol == "realblur":
-        from .realblur import psnr_ssim_realblur
-
-        return psnr_ssim_realblur(pred, target)
-    raise ValueError(f"unknown protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
+    """Score one pair of arrays with the named protocol (ValueError for an unknown one)."""
+    return get_protocol(protocol, scored=True).score_pair(pred, target, device=device, backend=backend)

@@ -34,7 +34,13 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .protocols import PROTOCOL_DATASETS, PROTOCOLS, psnr_ssim, uint8_to_single
+from ..images import to_uint8
+from ..vocabulary import PAPER as PAPER_ROW
+from .protocols import (PROTOCOL_REGISTRY, PROTOCOLS, get_protocol, psnr_ssim, psnr_ssim_sidd, rgb_batch, sidd_batch,
+                        uint8_to_single)
+from .realblur import SSIM_CROP, masked_psnr, masked_ssim
+from .reference import fspecial_gaussian
+from .scoring import find_pairs, load_pair
 
 Pair = tuple[float, float]
 
@@ -269,8 +275,6 @@ def _pyiqa_ssim(yp, yt) -> float:
     """
     from scipy.signal import correlate
 
-    from .reference import fspecial_gaussian
-
     x = (yp[0, 0] * 255.0).round().double().numpy()
     y = (yt[0, 0] * 255.0).round().double().numpy()
     window = fspecial_gaussian(11, 1.5).astype(np.float32).astype(np.float64)
@@ -322,8 +326,6 @@ def matlab_ssim_2d(pred: np.ndarray, target: np.ndarray) -> Pair:
     image: ``rgb2gray`` first would be a third ruler. PSNR is the paper's (MSE over all channels,
     peak 255 or 1). Floats (SIDD) are scored as ``sidd`` scores them (peak 1, L = 1).
     """
-    from .protocols import rgb_batch, sidd_batch
-
     _check_pair(pred, target, 1, "matlab_ssim_2d")
     if pred.dtype == target.dtype == np.uint8:
         p, t, peak, batch = pred, target, 255.0, rgb_batch
@@ -343,8 +345,6 @@ def realblur_unaligned(pred: np.ndarray, target: np.ndarray) -> Pair:
     mean of the channels. This is how RealBlur is scored by code that treats it like GoPro.
     uint8 images only (RealBlur is 8-bit); needs > 11×11 pixels.
     """
-    from .realblur import SSIM_CROP, masked_psnr, masked_ssim
-
     _check_pair(pred, target, 2 * SSIM_CROP + 2, "realblur_unaligned", uint8_only=True)
     x, z = uint8_to_single(target), uint8_to_single(pred)
     mask = np.ones_like(x)
@@ -359,9 +359,6 @@ def sidd_8bit(pred: np.ndarray, target: np.ndarray) -> Pair:
     ``im2single``, then scored as ``evaluate_SIDD.m`` (MATLAB ``psnr`` with peak 1 and 3-D
     ``ssim``). A uint8 prediction is already quantised and scores as the ``sidd`` protocol does.
     """
-    from ..images import to_uint8
-    from .protocols import psnr_ssim_sidd
-
     _check_pair(pred, target, 1, "sidd_8bit")
     quantised = pred if pred.dtype == np.uint8 else to_uint8(pred)
     return psnr_ssim_sidd(quantised, target)
@@ -411,7 +408,7 @@ class Ruler:
     @property
     def datasets(self) -> tuple[str, ...]:
         """The paper's test sets scored with those protocols."""
-        return tuple(d for p in self.protocols for d in PROTOCOL_DATASETS[p])
+        return tuple(d for p in self.protocols for d in PROTOCOL_REGISTRY[p].datasets)
 
 
 _ALL = PROTOCOLS
@@ -436,14 +433,13 @@ RULERS: dict[str, Ruler] = {r.name: r for r in (
 
 def rulers_for(protocol: str) -> list[str]:
     """Names of the rulers that are alternatives to the paper's ``protocol``, in registry order."""
-    if protocol not in PROTOCOLS:
-        raise ValueError(f"unknown protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
+    get_protocol(protocol, scored=True)  # ValueError naming the choices
     return [name for name, r in RULERS.items() if protocol in r.protocols]
 
 
 # --------------------------------------------------------------------------- sensitivity
 
-PAPER = "paper"
+PAPER = PAPER_ROW  # the paper's own ruler, first in every table
 PER_IMAGE_COLUMNS = ["image", "ruler", "psnr", "ssim", "paper_psnr", "paper_ssim", "d_psnr", "d_ssim"]
 SUMMARY_COLUMNS = ["ruler", "kind", "n_images", "psnr", "ssim", "d_psnr_mean", "d_psnr_std", "d_psnr_min",
                    "d_psnr_max", "d_ssim_mean", "d_ssim_std", "d_ssim_min", "d_ssim_max"]
@@ -485,11 +481,9 @@ def read_pairs(protocol: str, pred_dir: str | os.PathLike, target_dir: str | os.
     prediction float32 in [0, 1] from ``float/``, and the SIDD target stays uint8 (the protocol
     and the rulers convert it themselves).
     """
-    from .scoring import _load, find_pairs
-
+    record = get_protocol(protocol, scored=True)
     for stem, pred_path, target_path in find_pairs(protocol, pred_dir, target_dir):
-        # the "rgb" checks for sidd: the same checks, without the float conversion of the target
-        pair = _load("rgb" if protocol == "sidd" else protocol, stem, pred_path, target_path)
+        pair = load_pair(record, stem, pred_path, target_path, as_float=False)  # the rulers convert themselves
         yield stem, pair.pred, pair.target
 
 

@@ -26,16 +26,17 @@ from __future__ import annotations
 import math
 import os
 import warnings
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from ..atomic import atomic_path
 from ..errors import DataError, NonFiniteError
 from ..images import list_images, pair_by_stem, read_float_rgb, read_image
-from .protocols import PROTOCOLS
+from .protocols import PROTOCOLS, Protocol, get_protocol, uint8_to_single
 
 FLOAT_SUBDIR = "float"
 _CHUNK = 32  # pairs read ahead of scoring: bounds memory on large test sets
@@ -75,12 +76,16 @@ def _pair_float(pred_dir: Path, target_dir: Path) -> list[tuple[str, Path, Path]
 def find_pairs(protocol: str, pred_dir: str | os.PathLike, target_dir: str | os.PathLike) -> list[tuple[str, Path, Path]]:
     """(stem, prediction file, target file) for every image, as ``score_folders`` will read them."""
     pred_dir, target_dir = Path(pred_dir), Path(target_dir)
-    if protocol == "sidd" and (pred_dir / FLOAT_SUBDIR).is_dir():
+    if get_protocol(protocol).float_predictions and (pred_dir / FLOAT_SUBDIR).is_dir():
         return _pair_float(pred_dir, target_dir)
     return pair_by_stem(pred_dir, target_dir)
 
 
-def _load(protocol: str, stem: str, pred_path: Path, target_path: Path) -> _Pair:
+def load_pair(protocol: Protocol, stem: str, pred_path: Path, target_path: Path, *, as_float: bool = True) -> _Pair:
+    """One pair read and checked as ``protocol`` scores it (``DataError`` naming the files for a size
+    mismatch, grey against RGB, grey pairs the protocol refuses, images below its ``min_side``).
+    Grey pairs keep one channel. ``as_float``: a ``float_predictions`` protocol's target (and an
+    8-bit prediction) become float32 in [0, 1] (``uint8_to_single``); False leaves them as read."""
     pair = _Pair(stem, pred_path, target_path)
     target, target_gray = _read_image(target_path)
     if pred_path.suffix == ".npy":
@@ -95,48 +100,38 @@ def _load(protocol: str, stem: str, pred_path: Path, target_path: Path) -> _Pair
         gray_one = pred_path if pred_gray else target_path
         raise DataError(f"grayscale vs RGB: {gray_one} is grayscale, the other of {both} is not; "
                         "convert both to RGB (the official scripts score 2-D images differently)")
-    if protocol == "realblur" and target_gray:
-        raise DataError(f"{both}: grayscale images; the RealBlur protocol needs RGB")
-    min_side = min(pred.shape[:2])
-    if protocol in ("y_channel", "realblur") and min_side < 11:
-        raise DataError(f"{both}: {pred.shape[1]}×{pred.shape[0]} is smaller than the 11×11 SSIM window")
+    if protocol.grey == "refuse" and target_gray:
+        raise DataError(f"{both}: grayscale images; the {protocol.title} protocol needs RGB")
+    if min(pred.shape[:2]) < protocol.min_side:
+        side = protocol.min_side
+        raise DataError(f"{both}: {pred.shape[1]}×{pred.shape[0]} is smaller than the {side}×{side} SSIM window")
     pair.gray = target_gray
     if target_gray:
         pred, target = pred[..., :1], target[..., :1]
-    if protocol == "sidd":
-        from .protocols import uint8_to_single
-
+    if protocol.float_predictions and as_float:
         target = uint8_to_single(target)
         pred = pred if pred.dtype == np.float32 else uint8_to_single(pred)
     pair.pred, pair.target = pred, target
     return pair
 
 
-def _score_group(protocol: str, pairs: list[_Pair], device: str | None) -> tuple[np.ndarray, np.ndarray]:
-    from . import protocols
-
-    if protocol == "realblur":
-        from .realblur import psnr_ssim_realblur
-
+def _score_group(protocol: Protocol, pairs: list[_Pair], device: str | None) -> tuple[np.ndarray, np.ndarray]:
+    if protocol.score_batch is None:
         def one(p: _Pair) -> tuple[float, float]:
             try:
-                return psnr_ssim_realblur(p.pred, p.target)
+                return protocol.score_pair(p.pred, p.target, device=device)
             except RuntimeError as exc:
                 raise DataError(f"{p.pred_path} vs {p.target_path}: {exc}") from None
 
-        # ECC alignment dominates (~1 s per RealBlur image); OpenCV releases the GIL.
+        # Pair by pair: RealBlur's ECC alignment dominates (~1 s per image); OpenCV releases the GIL.
         with ThreadPoolExecutor(max_workers=2) as pool:
             out = list(pool.map(one, pairs))
         return np.array([o[0] for o in out]), np.array([o[1] for o in out])
     preds = np.stack([p.pred for p in pairs])
     targets = np.stack([p.target for p in pairs])
-    if protocol == "y_channel":
-        if pairs[0].gray:
-            return protocols.y_channel_batch(preds[..., 0], targets[..., 0], device=device, luma=True)
-        return protocols.y_channel_batch(preds, targets, device=device)
-    if protocol == "rgb":
-        return protocols.rgb_batch(preds, targets, device=device)
-    return protocols.sidd_batch(preds, targets, device=device)
+    if pairs[0].gray and protocol.grey == "luma":
+        return protocol.score_batch(preds[..., 0], targets[..., 0], device=device, luma=True)
+    return protocol.score_batch(preds, targets, device=device)
 
 
 def _chunks(items: Sequence, size: int) -> Iterable[Sequence]:
@@ -163,25 +158,26 @@ def score_folders(
 
     if protocol not in PROTOCOLS:
         raise DataError(f"unknown protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
+    record = get_protocol(protocol)
     pairs = find_pairs(protocol, pred_dir, target_dir)
-    if protocol == "sidd" and pairs[0][1].suffix != ".npy":
+    if record.float_predictions and pairs[0][1].suffix != ".npy":
         warnings.warn(f"{pred_dir}: no '{FLOAT_SUBDIR}/' folder of .npy outputs; scoring the 8-bit images, "
-                      "whereas the paper's SIDD scores use unquantised outputs (mprnet restore --save-float)",
-                      stacklevel=2)
+                      f"whereas the paper's {record.title} scores use unquantised outputs "
+                      "(mprnet restore --save-float)", stacklevel=2)
     results: dict[str, tuple[float, float]] = {}
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool, \
             tqdm(total=len(pairs), desc=f"score {protocol}", unit="img", disable=not progress) as bar:
         chunks = list(_chunks(pairs, _CHUNK))
-        pending = [pool.submit(_load, protocol, *p) for p in chunks[0]]
+        pending = [pool.submit(load_pair, record, *p) for p in chunks[0]]
         for k in range(len(chunks)):
             loaded = [f.result() for f in pending]
             # Decode the next chunk while this one is scored.
-            pending = [pool.submit(_load, protocol, *p) for p in chunks[k + 1]] if k + 1 < len(chunks) else []
+            pending = [pool.submit(load_pair, record, *p) for p in chunks[k + 1]] if k + 1 < len(chunks) else []
             groups: dict[tuple, list[_Pair]] = {}
             for p in loaded:
                 groups.setdefault((p.pred.shape, p.gray), []).append(p)
             for group in groups.values():
-                psnr, ssim = _score_group(protocol, group, device)
+                psnr, ssim = _score_group(record, group, device)
                 for p, ps, ss in zip(group, psnr, ssim):
                     results[p.stem] = (float(ps), float(ss))
                 bar.update(len(group))
@@ -208,8 +204,6 @@ def check_scores(scores, where: str) -> None:
 
 def write_scores_csv(scores, path: str | os.PathLike) -> None:
     """Write per-image scores atomically (``check_scores`` first); infinite PSNR is written as ``inf``."""
-    from ..atomic import atomic_path
-
     check_scores(scores, str(path))
     with atomic_path(path) as tmp:
         scores.to_csv(tmp, index=False, float_format=None)
