@@ -241,10 +241,10 @@ def test_sigusr1_is_caught_and_the_previous_handler_restored():
     import os
     import signal
 
-    from mprnet.training.trainer import _StopFlag
+    from mprnet.training.signals import StopFlag
 
     before = signal.getsignal(signal.SIGUSR1)
-    with _StopFlag() as flag:
+    with StopFlag() as flag:
         os.kill(os.getpid(), signal.SIGUSR1)
         assert flag.signame == "SIGUSR1"
     assert signal.getsignal(signal.SIGUSR1) == before
@@ -314,6 +314,7 @@ def test_weights_of_another_preset_are_refused_before_training(pairs_dir, tmp_pa
 
 def test_a_non_finite_loss_names_the_iteration_and_keeps_the_last_checkpoint(pairs_dir, tmp_path, monkeypatch):
     from mprnet import losses
+    from mprnet.training import trainer
 
     calls = {"n": 0}
 
@@ -323,7 +324,7 @@ def test_a_non_finite_loss_names_the_iteration_and_keeps_the_last_checkpoint(pai
             loss = super().forward(outputs, target)
             return loss * float("nan") if calls["n"] == 3 else loss
 
-    monkeypatch.setattr(losses, "StageLoss", PoisonedLoss)
+    monkeypatch.setattr(trainer, "StageLoss", PoisonedLoss)  # the loss the trainer builds
     out = tmp_path / "run"
     cfg = tiny_config(pairs_dir, length=6, runtime={"checkpoint_every": 2, "log_every": 1})
     with pytest.raises(TrainingDiverged, match="iteration 3") as err:
@@ -340,9 +341,12 @@ def test_a_non_finite_loss_names_the_iteration_and_keeps_the_last_checkpoint(pai
 def test_launch_needs_one_gpu_per_process_and_none_on_cpu():
     from mprnet.training.config import launch_needs
 
-    assert launch_needs({"task": "denoising"}) == {"processes": 1, "gpus": 1}
-    assert launch_needs({"task": "deblurring", "runtime": {"processes": 4}}) == {"processes": 4, "gpus": 4}
-    assert launch_needs({"task": "deraining", "runtime": {"processes": 2, "device": "cpu"}}) == {"processes": 2, "gpus": 0}
+    def needs(config: dict) -> dict:  # of a resolved config, as the study resolves each run's once
+        return launch_needs(resolve_config({"data": {"train": "x"}, **config}))
+
+    assert needs({"task": "denoising"}) == {"processes": 1, "gpus": 1}
+    assert needs({"task": "deblurring", "runtime": {"processes": 4}}) == {"processes": 4, "gpus": 4}
+    assert needs({"task": "deraining", "runtime": {"processes": 2, "device": "cpu"}}) == {"processes": 2, "gpus": 0}
 
 
 def test_several_processes_on_one_named_gpu_are_refused(pairs_dir):

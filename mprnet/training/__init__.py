@@ -7,7 +7,7 @@ run again with --resume".
 
 from __future__ import annotations
 
-from .cli import RESUME_EXIT_CODE
+from .signals import RESUME_EXIT_CODE
 
 
 def train(config: dict, out_dir, *, resume: bool = False):

@@ -1,12 +1,16 @@
-"""``mprnet train``."""
+"""``mprnet train``. The command imports what it runs when it runs (the run config's schema, the
+launcher, the trainer with torch), so that ``mprnet --help`` and the other commands start without
+them; the exit status of a stop for a resume is quoted from :mod:`.signals`."""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
 import os
+import sys
 
-RESUME_EXIT_CODE = 75  # EX_TEMPFAIL: "run again with --resume"; defined here so --help stays light
+from ..errors import ConfigError, MPRNetError
+from .signals import RESUME_EXIT_CODE, TrainingInterrupted
 
 
 def register(subparsers) -> None:
@@ -32,7 +36,6 @@ def register(subparsers) -> None:
 
 
 def _apply_sets(config: dict, sets: list[str]) -> dict:
-    from ..errors import ConfigError
     from ..yaml_files import parse_yaml
 
     for item in sets:
@@ -49,38 +52,44 @@ def _apply_sets(config: dict, sets: list[str]) -> dict:
     return config
 
 
+def _resolved(args: argparse.Namespace) -> dict:
+    """The run config of ``--config`` with the ``--set`` overrides, resolved (``resolve_config``)."""
+    from .config import load_config, resolve_config
+
+    return resolve_config(_apply_sets(load_config(args.config), args.set))
+
+
 def _train(args: argparse.Namespace) -> int:
     """Train; stdout/stderr never fail (a pipe whose reader died on the same SIGTERM must not stop
-    the stop checkpoint), and with ``--log`` everything is appended to that file too.
+    the stop checkpoint), and with ``--log`` everything is appended to that file too. The run
+    config is resolved once per process.
 
     With ``runtime.processes`` > 1 (and not already started by a launcher) this process starts
     that many copies of the command instead (``launch.py``), holding the run folder's lock for
     them (``runlock.py``), and returns their common status.
     """
-    import sys
-
-    from ..errors import MPRNetError
-    from .config import check_gpus_per_process, load_config, resolve_config
+    from .config import check_gpus_per_process
     from .console import guarded_console
     from .launch import is_main_worker, is_worker, launch
     from .runlock import run_lock
-    from .trainer import TrainingInterrupted, train
+    from .trainer import run_training
 
+    cfg = None
     if not is_worker():
-        runtime = {"processes": 1, "device": "cpu"}
         with contextlib.suppress(MPRNetError):  # a bad config is reported below, in --log too
-            runtime = resolve_config(_apply_sets(load_config(args.config), args.set))["runtime"]
-        processes = runtime["processes"]
-        if processes > 1:
-            check_gpus_per_process(processes, runtime["device"])  # before any process starts
+            cfg = _resolved(args)
+        runtime = cfg["runtime"] if cfg else {"processes": 1, "device": "cpu"}
+        if runtime["processes"] > 1:
+            check_gpus_per_process(runtime["processes"], runtime["device"])  # before any process starts
             with run_lock(args.out):  # held for the workers, before any of them starts
-                return launch(_worker_args(args), processes)
+                return launch(_worker_args(args), runtime["processes"])
     main, world = is_main_worker(), int(os.environ.get("WORLD_SIZE", "1"))
     header = "mprnet train" + (" --resume" if args.resume else "") + (f" processes={world}" if world > 1 else "")
     with guarded_console(args.log if main else None, header=header):
-        config = _apply_sets(load_config(args.config), args.set)
+        if cfg is None:
+            cfg = _resolved(args)  # raises here, so that --log has the error too
         try:
-            final = train(config, args.out, resume=args.resume)
+            final = run_training(cfg, args.out, resume=args.resume)
         except TrainingInterrupted as exc:
             if main:
                 print(f"mprnet train: {exc}", file=sys.stderr)

@@ -21,6 +21,8 @@ import traceback
 from pathlib import Path
 from typing import Iterator, TextIO
 
+from ..errors import MPRNetError, one_line
+
 
 class GuardedStream:
     """A writable text stream over ``stream`` whose ``write`` and ``flush`` never raise.
@@ -136,8 +138,6 @@ def guarded_console(log: str | os.PathLike | None = None, *, header: str = "") -
     except BaseException as exc:
         if fh is not None:
             with contextlib.suppress(OSError, ValueError):
-                from ..errors import MPRNetError, one_line
-
                 if isinstance(exc, MPRNetError):
                     fh.write(f"error: {one_line(exc)}\n")
                 else:

@@ -31,7 +31,7 @@ import signal
 from pathlib import Path
 from typing import Iterator
 
-FORWARDED_SIGNALS = ("SIGTERM", "SIGUSR1")
+from .signals import RESUME_EXIT_CODE, STOP_SIGNALS
 # The thread counts Snakemake sets to a job's threads (and torch/NumPy's libraries read).
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS",
                     "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
@@ -88,8 +88,6 @@ def share_threads(env: dict, processes: int) -> None:
 def failure_status(exit_codes: dict[int, int], first: int) -> int:
     """The launcher's exit status from the failed workers' ``{rank: exit code}`` (negative: the
     signal that killed it) and the rank that failed ``first``."""
-    from .cli import RESUME_EXIT_CODE
-
     if exit_codes and all(code == RESUME_EXIT_CODE for code in exit_codes.values()):
         return RESUME_EXIT_CODE
     code = exit_codes[first]
@@ -106,7 +104,7 @@ def _forwarding_stop_signals() -> Iterator[None]:
                 os.kill(pid, signum)
 
     previous = {}
-    for name in FORWARDED_SIGNALS:
+    for name in STOP_SIGNALS:
         signum = getattr(signal, name, None)
         if signum is not None:
             previous[signum] = signal.signal(signum, forward)

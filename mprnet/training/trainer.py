@@ -8,18 +8,17 @@ Output folder (``out_dir``):
 * ``model_final.pt``: ``{"model", "config", "iteration"}`` written when training completes;
 * ``model_best.pt``: the same for the best validation PSNR (when ``data.val`` is set);
 * ``metrics.csv`` (iteration, epoch, lr, loss, images_per_s, val_psnr) and ``dvclive/``
-  (``dvc plots show <out>/dvclive/plots/metrics`` draws the curves);
+  (``metrics_log.py``; ``dvc plots show <out>/dvclive/plots/metrics`` draws the curves);
 * ``train.log`` when ``mprnet train --log`` names it (the workflow does): everything printed,
   appended by every attempt (``console.guarded_console``).
 
-Devices: CPU, one GPU, or DistributedDataParallel when launched by ``torchrun`` (read from the
-``RANK``/``WORLD_SIZE``/``LOCAL_RANK`` variables; ``nccl`` on GPUs, ``gloo`` on CPU); ``mprnet
-train`` starts itself so when the run config says ``runtime.processes: N`` (``launch.py``).
+Devices: CPU, one GPU, or DistributedDataParallel when launched by ``torchrun`` (``distributed.py``);
+``mprnet train`` starts itself so when the run config says ``runtime.processes: N`` (``launch.py``).
 ``data.batch_size`` is the global batch, split evenly over processes.
 
-Preemption: SIGTERM or SIGUSR1 (what Slurm sends before preemption or the time limit) makes
-the process finish its current iteration; the state is checkpointed and the command exits
-with ``RESUME_EXIT_CODE`` = 75 (``EX_TEMPFAIL``: "try again"). With several processes they
+Preemption (``signals.py``): SIGTERM or SIGUSR1 (what Slurm sends before preemption or the time
+limit) makes the process finish its current iteration; the state is checkpointed and the command
+exits with ``RESUME_EXIT_CODE`` = 75 (``EX_TEMPFAIL``: "try again"). With several processes they
 agree after every iteration whether any of them was signalled (``Dist.any_rank``), so all stop
 at the same iteration and rank 0 writes the one checkpoint. Running the same command with
 ``--resume`` then continues; on CPU the final weights are bit-identical to an uninterrupted run.
@@ -38,34 +37,36 @@ finite is refused on ``--resume`` as well.
 from __future__ import annotations
 
 import contextlib
-import csv
 import math
 import os
-import signal
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
+import torch
+from tqdm import tqdm
+
+from ..checkpoint import check_finite_weights, describe_non_finite, load_weights, non_finite_tensors
 from ..errors import CheckpointError, ConfigError, MPRNetError
+from ..losses import StageLoss
+from ..model import build_model
+from ..precision import AMP_PRECISION, resolve_amp, resolve_channels_last
+from ..presets import PRESETS
 from .checkpointing import capture_rng, load_checkpoint, restore_rng, save_checkpoint
 from .config import check_batch_split, check_gpus_per_process, config_differences, dump_config, resolve_config
 from .console import GuardedStream
+from .dataset import BatchKeys, TrainCrops, ValCrops, iterations_per_epoch, scan_pairs, total_iterations
+from .distributed import Dist, pick_device
+from .launch import is_main_worker
+from .metrics_log import MetricsLog
+from .mixup import mixup
+from .runlock import run_lock
+from .schedule import WarmupCosine, epoch_lr, iteration_lr
+from .signals import StopFlag, TrainingInterrupted, ignore_stop_signals
 
 CHECKPOINT = "checkpoint.pt"
 FINAL_MODEL = "model_final.pt"
 BEST_MODEL = "model_best.pt"
-CSV_COLUMNS = ("iteration", "epoch", "lr", "loss", "images_per_s", "val_psnr")
-
-
-class TrainingInterrupted(Exception):
-    """Training stopped on a signal after checkpointing; run again with ``--resume``."""
-
-    def __init__(self, checkpoint: Path, iteration: int, signame: str):
-        super().__init__(f"{signame} received: checkpoint {checkpoint} written at iteration {iteration}; "
-                         f"rerun with --resume to continue")
-        self.checkpoint, self.iteration, self.signame = checkpoint, iteration, signame
 
 
 class TrainingDiverged(MPRNetError):
@@ -76,127 +77,8 @@ class PeerFailed(MPRNetError):
     """Another process of the run failed (it reports why); this one stopped with it."""
 
 
-@dataclass
-class Dist:
-    """This process's place in a ``torchrun`` process group (one process: ``Dist()``).
-
-    ``cpu_group`` is the group for small CPU tensors (``any_rank``): the default group under
-    ``gloo``, a ``gloo`` group beside ``nccl`` on GPUs, so that agreeing on a flag never waits
-    for the GPU queue.
-    """
-
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-    initialised_here: bool = False
-    cpu_group: Any = None
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-    @classmethod
-    def from_env(cls, device_type: str) -> "Dist":
-        """Join the group described by ``RANK``/``WORLD_SIZE``/``LOCAL_RANK`` (set by torchrun),
-        ``nccl`` for ``device_type`` ``cuda``, ``gloo`` otherwise; one process without them."""
-        import torch.distributed as dist
-
-        world = int(os.environ.get("WORLD_SIZE", "1"))
-        if world <= 1:
-            return cls()
-        rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
-        created = False
-        if not dist.is_initialized():
-            dist.init_process_group(backend="nccl" if device_type == "cuda" else "gloo")
-            created = True
-        cpu_group = None if dist.get_backend() == "gloo" else dist.new_group(backend="gloo")
-        return cls(rank, world, local, created, cpu_group)
-
-    def all_reduce(self, tensor, op: str = "sum"):
-        if self.world_size > 1:
-            import torch.distributed as dist
-
-            dist.all_reduce(tensor, op=dist.ReduceOp.MAX if op == "max" else dist.ReduceOp.SUM)
-        return tensor
-
-    def any_rank(self, flag: bool) -> bool:
-        """Whether ``flag`` is true on any process; every process must call it (collective)."""
-        if self.world_size == 1:
-            return flag
-        import torch
-        import torch.distributed as dist
-
-        votes = torch.tensor([1 if flag else 0], dtype=torch.int32)
-        dist.all_reduce(votes, op=dist.ReduceOp.MAX, group=self.cpu_group)
-        return bool(votes.item())
-
-    def close(self) -> None:
-        if self.initialised_here:
-            import torch.distributed as dist
-
-            dist.destroy_process_group()
-
-
-class _StopFlag:
-    """Remembers SIGTERM/SIGUSR1 so the loop can checkpoint at the end of the iteration."""
-
-    SIGNALS = ("SIGTERM", "SIGUSR1")
-
-    def __init__(self) -> None:
-        self.signame: str | None = None
-        self._previous: dict[int, Any] = {}
-
-    def __enter__(self) -> "_StopFlag":
-        import threading
-
-        if threading.current_thread() is threading.main_thread():
-            for name in self.SIGNALS:
-                signum = getattr(signal, name, None)
-                if signum is not None:
-                    self._previous[signum] = signal.signal(signum, self._handle)
-        return self
-
-    def _handle(self, signum, frame) -> None:
-        self.signame = signal.Signals(signum).name
-
-    def __exit__(self, *exc) -> None:
-        for signum, handler in self._previous.items():
-            signal.signal(signum, handler)
-
-
-def _ignore_stop_signals(worker_id: int) -> None:
-    """DataLoader workers leave SIGTERM/SIGUSR1 to the main process.
-
-    Slurm signals the whole process group; a worker killed by it would make the loader raise
-    before the main process could checkpoint. Workers still exit when the main process does.
-    """
-    for name in _StopFlag.SIGNALS:
-        signum = getattr(signal, name, None)
-        if signum is not None:
-            signal.signal(signum, signal.SIG_IGN)
-
-
-def _pick_device(setting: str, dist_local_rank: int):
-    import torch
-
-    if setting == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda", dist_local_rank)
-        return torch.device("cpu")
-    if setting.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise ConfigError(f"runtime.device: {setting} requested but CUDA is not available")
-        if setting == "cuda":
-            return torch.device("cuda", dist_local_rank)
-    return torch.device(setting)
-
-
 def build_training_model(cfg: dict):
     """The model of a run config: ``build_model(task, **model.overrides)``, seeded init."""
-    import torch
-
-    from ..model import build_model
-
     torch.manual_seed(cfg["seed"])
     try:
         return build_model(cfg["task"], **cfg["model"]["overrides"])
@@ -215,104 +97,12 @@ def _unwrap(model):
 def _cpu_state(model) -> dict:
     return {k: v.detach().cpu().clone() for k, v in _unwrap(model).state_dict().items()}
 
-
-class _MetricsLog:
-    """metrics.csv plus dvclive, on the main process only."""
-
-    def __init__(self, out: Path, resume_from: int | None, enabled: bool):
-        self.enabled = enabled
-        self.live = None
-        if not enabled:
-            return
-        self.csv_path = out / "metrics.csv"
-        if resume_from is not None and self.csv_path.exists():
-            self._truncate(resume_from)
-        elif self.csv_path.exists():
-            self.csv_path.unlink()
-        new = not self.csv_path.exists()
-        self.fh = open(self.csv_path, "a", newline="")
-        self.writer = csv.DictWriter(self.fh, fieldnames=CSV_COLUMNS)
-        if new:
-            self.writer.writeheader()
-        if resume_from is not None:
-            self._truncate_dvclive(out / "dvclive", resume_from)
-        try:
-            from dvclive import Live
-
-            self.live = Live(dir=str(out / "dvclive"), resume=resume_from is not None,
-                             save_dvc_exp=False, dvcyaml=False)
-        except Exception as exc:  # logging must never stop training
-            print(f"mprnet train: warning: dvclive disabled ({exc})", file=GuardedStream(sys.stdout))
-            self.live = None
-
-    def _truncate(self, keep_through: int) -> None:
-        from ..atomic import atomic_write_text
-
-        with open(self.csv_path, newline="") as fh:
-            rows = [r for r in csv.DictReader(fh) if int(r["iteration"]) <= keep_through]
-        import io
-
-        buf = io.StringIO()
-        w = csv.DictWriter(buf, fieldnames=CSV_COLUMNS)
-        w.writeheader()
-        w.writerows(rows)
-        atomic_write_text(self.csv_path, buf.getvalue())
-
-    @staticmethod
-    def _truncate_dvclive(folder: Path, keep_through: int) -> None:
-        """Drop dvclive rows logged after the checkpoint (they are about to be logged again)."""
-        from ..atomic import atomic_write_text
-
-        for tsv in (folder / "plots" / "metrics").rglob("*.tsv"):
-            lines = tsv.read_text().splitlines()
-            if not lines:
-                continue
-            header = lines[0].split("\t")
-            if "step" not in header:
-                continue
-            col = header.index("step")
-            kept = [lines[0]] + [ln for ln in lines[1:] if int(float(ln.split("\t")[col])) <= keep_through]
-            atomic_write_text(tsv, "\n".join(kept) + "\n")
-
-    def log(self, iteration: int, **values: float) -> None:
-        if not self.enabled:
-            return
-        row = {"iteration": iteration, **{k: ("" if v is None else v) for k, v in values.items()}}
-        target = self.csv_path
-        try:  # a full disk here is one error naming the file, not a traceback
-            self.writer.writerow({k: row.get(k, "") for k in CSV_COLUMNS})
-            self.fh.flush()
-            if self.live is not None:
-                target = Path(self.live.dir)
-                self.live.step = iteration
-                for key, value in values.items():
-                    if value is not None and key != "epoch":
-                        name = f"val/{key}" if key == "val_psnr" else f"train/{key}"
-                        self.live.log_metric(name, float(value))
-        except OSError as exc:
-            from ..atomic import write_failure
-
-            raise write_failure(target, exc) from None
-
-    def close(self) -> None:
-        if not self.enabled:
-            return
-        self.fh.close()
-        if self.live is not None:
-            try:
-                self.live.end()
-            except Exception:
-                pass
-
-
 def train_step(net, criterion, optimizer, scaler, inp, tar, amp_dtype=None):
     """One optimisation step; returns the (detached) loss without synchronising the device.
 
     The network runs under autocast when ``amp_dtype`` is set; the loss is computed in float32.
     Gradients are released (``set_to_none``) as in the official code.
     """
-    import torch
-
     with torch.autocast(inp.device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
         outputs = net(inp)
     loss = criterion([o.float() for o in outputs], tar)
@@ -324,7 +114,13 @@ def train_step(net, criterion, optimizer, scaler, inp, tar, amp_dtype=None):
 
 
 def train(config: dict, out_dir: str | os.PathLike, *, resume: bool = False) -> Path:
-    """Train MPRNet as ``config`` says; returns the path of ``model_final.pt``.
+    """Train MPRNet as the run config ``config`` says (resolved here: ``resolve_config``); see
+    :func:`run_training`."""
+    return run_training(resolve_config(config), out_dir, resume=resume)
+
+
+def run_training(cfg: dict, out_dir: str | os.PathLike, *, resume: bool = False) -> Path:
+    """Train MPRNet as the resolved run config ``cfg`` says; returns the path of ``model_final.pt``.
 
     ``resume``: continue from ``out_dir/checkpoint.pt`` when it exists (otherwise start).
     The run folder's lock (``runlock.run_lock``) is held throughout (by rank 0, unless the
@@ -333,12 +129,6 @@ def train(config: dict, out_dir: str | os.PathLike, *, resume: bool = False) -> 
     ``TrainingDiverged`` on non-finite numbers, ``ConfigError``/``DataError``/``CheckpointError``
     on bad input, the latter three before any training step.
     """
-    import torch
-
-    from .launch import is_main_worker
-    from .runlock import run_lock
-
-    cfg = resolve_config(config)
     rt = cfg["runtime"]
     with run_lock(out_dir) if is_main_worker() else contextlib.nullcontext():  # one trainer per folder
         want_cuda = rt["device"].startswith("cuda") or (rt["device"] == "auto" and torch.cuda.is_available())
@@ -349,7 +139,7 @@ def train(config: dict, out_dir: str | os.PathLike, *, resume: bool = False) -> 
         dist = Dist.from_env("cuda" if want_cuda else "cpu")
         previous = torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.benchmark
         try:
-            with _StopFlag() as stop:
+            with StopFlag() as stop:
                 trainer = Trainer(cfg, Path(out_dir), dist, stop)
                 trainer.setup(resume)
                 return trainer.fit()
@@ -373,7 +163,7 @@ class Trainer:
     Iterations are counted from 0; ``self.iteration`` is the number of finished iterations.
     """
 
-    def __init__(self, cfg: dict, out: Path, dist: Dist, stop: _StopFlag):
+    def __init__(self, cfg: dict, out: Path, dist: Dist, stop: StopFlag):
         self.cfg, self.out, self.dist, self.stop = cfg, out, dist, stop
         self.rt, self.data_cfg, self.tr = cfg["runtime"], cfg["data"], cfg["train"]
         self.ckpt_path = out / CHECKPOINT
@@ -398,10 +188,8 @@ class Trainer:
             dump_config(self.cfg, self.out / "config.yaml")
 
     def _configure_device(self) -> None:
-        import torch
-
-        rt, tr = self.rt, self.tr
-        self.device = _pick_device(rt["device"], self.dist.local_rank)
+        rt = self.rt
+        self.device = pick_device(rt["device"], self.dist.local_rank)
         if self.device.type == "cuda":
             torch.cuda.set_device(self.device)
         if rt["deterministic"]:
@@ -423,10 +211,6 @@ class Trainer:
         a resumed run's precision, else bf16 where native and fp32 elsewhere; emulated bf16 is a
         ``ConfigError``) and write the result into the effective config, which ``config.yaml``,
         every checkpoint and ``model_final.pt`` carry."""
-        import torch
-
-        from ..precision import AMP_PRECISION, resolve_amp
-
         tr = self.tr
         previous = state["config"]["train"]["amp"] if state is not None else None
         amp, why = resolve_amp(tr["amp"], str(self.device), previous=previous)
@@ -439,11 +223,6 @@ class Trainer:
         """Resolve ``train.channels_last`` for this device (``mprnet.precision.resolve_channels_last``:
         ``auto`` is NCHW only for wide networks on a CPU below AVX-512; a resumed ``auto`` run
         keeps its layout, as it keeps its precision) into the effective config."""
-        import torch
-
-        from ..precision import resolve_channels_last
-        from ..presets import PRESETS
-
         tr = self.tr
         previous = state["config"]["train"]["channels_last"] if state is not None else None
         if tr["channels_last"] == "auto" and isinstance(previous, bool):
@@ -466,9 +245,6 @@ class Trainer:
     def _scan_data(self) -> None:
         """Check every input before any training time is spent. Checksums are read by the main
         process only (torchrun stops the other processes when one fails); all read the headers."""
-        from .dataset import iterations_per_epoch, scan_pairs, total_iterations
-        from .schedule import WarmupCosine
-
         data_cfg, dist, progress = self.data_cfg, self.dist, self.rt["progress"] and self.dist.is_main
         check_batch_split(data_cfg["batch_size"], dist.world_size, "this process group (WORLD_SIZE)")
         verify = data_cfg["verify"] and dist.is_main
@@ -487,16 +263,10 @@ class Trainer:
             tr["val_every_epochs"] * self.per_epoch if tr["val_every_epochs"] else None)
 
     def _build_model(self, state: dict | None) -> None:
-        import torch
-
         model = build_training_model(self.cfg)
         if self.cfg["model"]["init_weights"] and state is None:
-            from ..checkpoint import load_weights
-
             load_weights(model, self.cfg["model"]["init_weights"])
         if state is not None:
-            from ..checkpoint import check_finite_weights
-
             check_finite_weights(state["model"], str(self.ckpt_path))
             try:
                 model.load_state_dict(state["model"], strict=True)
@@ -507,8 +277,6 @@ class Trainer:
 
     def _build_optimizer(self, state: dict | None) -> None:
         """Adam and the fp16 GradScaler; on resume also their state, the RNGs and the position."""
-        import torch
-
         opt_cfg = self.cfg["optim"]
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=opt_cfg["lr"], betas=tuple(opt_cfg["betas"]),
                                           eps=opt_cfg["eps"], weight_decay=opt_cfg["weight_decay"])
@@ -552,18 +320,11 @@ class Trainer:
 
     def _prepare_loop(self):
         """The network (DDP-wrapped with several processes), loss, data loader, logs and the bar."""
-        import torch
-        from tqdm import tqdm
-
-        from ..losses import StageLoss
-        from .dataset import BatchKeys, TrainCrops, ValCrops
-
         cfg, data_cfg, rt, dist, device = self.cfg, self.data_cfg, self.rt, self.dist, self.device
         self.net = self.model
         if dist.world_size > 1:
-            from torch.nn.parallel import DistributedDataParallel
-
-            self.net = DistributedDataParallel(self.model, device_ids=[device.index] if device.type == "cuda" else None)
+            self.net = torch.nn.parallel.DistributedDataParallel(
+                self.model, device_ids=[device.index] if device.type == "cuda" else None)
         self.criterion = StageLoss(edge_weight=cfg["loss"]["edge_weight"], clamp_outputs=cfg["loss"]["clamp_outputs"],
                                    eps=cfg["loss"]["eps"]).to(device)
         dataset = TrainCrops(self.pairs, data_cfg["patch_size"], geometric_aug=data_cfg["geometric_aug"],
@@ -573,10 +334,10 @@ class Trainer:
         loader = torch.utils.data.DataLoader(
             dataset, batch_sampler=batches, num_workers=rt["num_workers"], pin_memory=device.type == "cuda",
             persistent_workers=False, prefetch_factor=4 if rt["num_workers"] > 0 else None,
-            worker_init_fn=_ignore_stop_signals,
+            worker_init_fn=ignore_stop_signals,
         )
         self.val_set = ValCrops(self.val_pairs, data_cfg["val_patch_size"])
-        self.metrics = _MetricsLog(self.out, self.start if self.start > 0 else None, dist.is_main)
+        self.metrics = MetricsLog(self.out, self.start if self.start > 0 else None, dist.is_main)
         # Console writes never raise: a stderr whose reader died with the same SIGTERM must not
         # abort the stop checkpoint (nor fit's finally:, which would mask TrainingInterrupted).
         self.bar = tqdm(total=self.total, initial=self.start, desc=f"train {cfg['task']}", unit="it",
@@ -589,8 +350,6 @@ class Trainer:
 
     def lr_at(self, iteration: int) -> float:
         """The learning rate of 0-based ``iteration`` (constant within an epoch for unit ``epoch``)."""
-        from .schedule import epoch_lr, iteration_lr
-
         if self.cfg["schedule"]["unit"] == "epoch":
             return epoch_lr(self.schedule, iteration, self.per_epoch)
         return iteration_lr(self.schedule, iteration)
@@ -599,10 +358,6 @@ class Trainer:
         """One iteration on one batch (B×3×H×W float tensors in [0, 1], this process's share):
         learning rate, mixup when due, ``train_step``; the loss is accumulated on the device
         (no synchronisation) and the first non-finite one remembered for ``check_finite``."""
-        import torch
-
-        from .mixup import mixup
-
         it, cfg = self.iteration, self.cfg
         self.epoch = it // self.per_epoch + 1
         self.lr = self.lr_at(it)
@@ -683,8 +438,6 @@ class Trainer:
     def validation(self) -> float:
         """Mean PSNR (dB, float64 sum over images, outputs clamped to [0, 1]) of the last stage
         on the validation crops, shared out over the processes; logged and printed."""
-        import torch
-
         net, device, dist = self.net, self.device, self.dist
         net.eval()
         total_psnr = torch.zeros(2, dtype=torch.float64, device=device)
@@ -729,8 +482,6 @@ class Trainer:
         """Write ``content(weights)`` to ``path`` on the main process, only if the weights are
         finite; every process raises alike (``TrainingDiverged`` for non-finite weights; the
         main process's write error, e.g. a full disk, and ``PeerFailed`` on the others)."""
-        from ..checkpoint import describe_non_finite, non_finite_tensors
-
         weights = _unwrap(self.model).state_dict()
         bad = non_finite_tensors(weights)
         if self.dist.any_rank(bool(bad)):
