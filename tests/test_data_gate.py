@@ -17,7 +17,7 @@ import pytest
 
 from data_project import Project, prepare_shipped, shipped_registry, write_dnd, zip_folder
 from image_files import rgb, save
-from mprnet.data.converters import content_gate
+from mprnet.data.gate import content_gate
 from mprnet.data.fetch import ManualDownloadRequired, fetch_source
 from mprnet.data.lock import LockFile
 from mprnet.data.prepare import prepare_dataset, read_manifest

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from mprnet.data.converters import content_gate
+from mprnet.data.gate import content_gate
 from mprnet.data.drop import stage_drop
 from mprnet.data.fetch import fetch_source
 from mprnet.data.lock import LockFile

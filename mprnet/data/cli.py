@@ -3,7 +3,9 @@
 Paths default to the project layout (run from the repository root): the registry
 ``config/datasets.yaml``, its lock ``config/datasets.lock.yaml`` and the data folder ``data/``
 with ``downloads/`` (verified originals), ``raw/`` (unpacked archives), ``drop/`` (manual
-downloads) and one folder per prepared dataset.
+downloads) and one folder per prepared dataset. Each command imports what it runs when it runs
+(the registry, fetching, the converters with NumPy and the image readers), so that ``mprnet --help``
+and the other commands start without them.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+
+from ..errors import ConfigError
 
 EXIT_MANUAL = 3  # distinct from errors (2): the user has a download to make by hand
 
@@ -114,8 +118,6 @@ def _datasets(args) -> int:
 
 
 def _targets(registry, name: str, splits) -> list[str]:
-    from ..errors import ConfigError
-
     if name in registry.datasets:
         return registry.source_ids(name, splits)
     if name in registry.sources:
@@ -125,8 +127,8 @@ def _targets(registry, name: str, splits) -> list[str]:
 
 
 def _fetch(args) -> int:
-    from .converters import content_gate
     from .fetch import ManualDownloadRequired, RetryPolicy, fetch_source
+    from .gate import content_gate
     from .lock import LockFile
     from .registry import load_registry
 

@@ -3,10 +3,10 @@
 One :class:`Converter` per ``layout.converter`` of the registry, in two steps:
 
 * ``locate(ctx, split, spec)`` finds what the split is made of below the fetched (and unpacked)
-  source folders (pairs of files, the ``.mat`` files, ...) and raises ``DataError`` saying what
-  is missing. It reads names and small index files only, so ``mprnet fetch`` runs it to decide
-  whether a download or a manual drop holds what ``prepare`` needs (:func:`content_problems`:
-  acceptance by content, not by archive name);
+  source folders (pairs of files, the ``.mat`` files, ...; :mod:`.finding`) and raises
+  ``DataError`` saying what is missing. It reads names and small index files only, so ``mprnet
+  fetch`` runs it to decide whether a download or a manual drop holds what ``prepare`` needs
+  (:mod:`.gate`: acceptance by content, not by archive name);
 * ``write(ctx, split, spec, located, out)`` writes the split into ``out``, a temporary folder
   that ``prepare_dataset`` validates and renames into place.
 
@@ -26,7 +26,7 @@ before anything is written, so one image has one name whatever copy it came from
 * ``copy_files`` / ``copy_tree``: weights and result folders, copied as they are once read
   (images decoded, weights loaded and found finite).
 * ``rain_norain``: JORDER-style pairs numbered N (Rain100L/H and RainTrainL/H as RCDNet, PReNet
-  and MSPFN distribute them), matched by N.
+  and MSPFN distribute them), matched by N (:mod:`.rain_layouts`).
 """
 
 from __future__ import annotations
@@ -45,12 +45,13 @@ from ..errors import DataError
 from ..images import IMAGE_EXTENSIONS, list_images, read_rgb, to_uint8, write_png
 from .extract import is_archive_name, unpack_archives
 from .fetch import source_files
+from .finding import find_one, find_paths, visible
 from .pairs import Pair, copy_pairs, default_workers, pair_folders, validate_pairs
+from .rain_layouts import RAIN_LAYOUTS, find_rain_folder, rain_layout_pairs
 from .registry import Registry
 from .stems import StemScheme, canonical_pairs, scheme_of
 
 WHOLE_FOLDER_CONVERTERS = ("copy_files", "copy_tree")
-IGNORED_PARTS = ("__MACOSX",)
 
 
 # --------------------------------------------------------------------------- context
@@ -97,37 +98,6 @@ class PrepareContext:
             )
         unpack_archives(folder, self.raw / source_id, quiet=not self.progress)
         return [p for p in (folder, self.raw / source_id) if p.is_dir()]
-
-
-def _visible(root: Path, path: Path) -> bool:
-    parts = path.relative_to(root).parts
-    return not any(p.startswith(".") or p in IGNORED_PARTS for p in parts)
-
-
-def find_paths(roots: list[Path], pattern: str, *, dirs: bool) -> list[Path]:
-    """Paths matching ``pattern`` at any depth below the roots (hidden and __MACOSX skipped)."""
-    found: set[Path] = set()
-    for root in roots:
-        for candidate in list(root.glob(pattern)) + list(root.glob("**/" + pattern)):
-            if (candidate.is_dir() if dirs else candidate.is_file()) and _visible(root, candidate):
-                found.add(candidate)
-    return sorted(found)
-
-
-def find_one(roots: list[Path], pattern: str | list[str], *, dirs: bool, what: str) -> Path:
-    """The one path matching ``pattern`` (or any one of a list of patterns) below the roots."""
-    patterns = [pattern] if isinstance(pattern, str) else list(pattern)
-    found = sorted({p for one in patterns for p in find_paths(roots, one, dirs=dirs)})
-    if len(found) == 1:
-        return found[0]
-    where = ", ".join(str(r) for r in roots)
-    shown_patterns = " or ".join(map(repr, patterns))
-    if not found:
-        raise DataError(f"no {what} matching {shown_patterns} under {where}")
-    shown = ", ".join(str(p) for p in found[:6]) + (" ..." if len(found) > 6 else "")
-    raise DataError(f"{len(found)} {what}s match {shown_patterns} under {where} ({shown}); "
-                    "name it more precisely in config/datasets.yaml")
-
 
 # --------------------------------------------------------------------------- converters
 
@@ -336,7 +306,7 @@ def locate_sidd_medium(ctx: PrepareContext, split: str, spec: dict) -> list[Pair
     """SIDD-Medium sRGB ``<scene>/{GT,NOISY}_SRGB_<shot>.PNG`` at any depth -> stem ``<scene>_<shot>``."""
     roots = ctx.roots(spec["source"])
     pairs, missing = [], []
-    gts = sorted({p for root in roots for p in root.rglob("*") if p.is_file() and _visible(root, p)
+    gts = sorted({p for root in roots for p in root.rglob("*") if p.is_file() and visible(root, p)
                   and "GT_SRGB" in p.name.upper() and p.suffix.lower() == ".png"})
     for gt in gts:
         noisy = gt.with_name(re.sub("GT_SRGB", "NOISY_SRGB", gt.name, flags=re.IGNORECASE))
@@ -492,152 +462,6 @@ def write_copy_tree(ctx: PrepareContext, split: str, spec: dict, files: list[tup
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, target)
 
-
-# --------------------------------------------------------------------------- numbered rain/clean pairs
-#
-# The JORDER sets (Rain100L/H and their training sets RainTrainL/H) circulate in several
-# layouts, all of which number the pairs 1..N and say by folder or file prefix which image is
-# rainy. Pairs are matched by that number N, never by list position or full file name.
-
-# layout name -> (rainy side, clean side), as shown in error messages
-RAIN_LAYOUTS = {
-    "rain_norain_folders": ("rain/<x>-N.png", "norain/<x>-N.png"),  # RCDNet: both named norain-N
-    "rainy_folder": ("rainy/rain-N.png", "norain-N.png"),           # PReNet's Rain100L/Rain100H
-    "side_by_side": ("rain-N.png", "norain-N.png"),                 # PReNet's RainTrainL/RainTrainH
-    "mspfn_crops": ("inputcrop/N.png", "cleancrop/N.png"),          # MSPFN's R100L/R100H test data
-}
-_NUMBERED = re.compile(r"^(?P<prefix>[A-Za-z]*)[-_]?(?P<n>\d+)$")
-
-
-def _describe_rain_layouts() -> str:
-    return "; ".join(f"{rain} + {clean}" for rain, clean in RAIN_LAYOUTS.values())
-
-
-def _visible_entries(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if not p.name.startswith(".") and p.name not in IGNORED_PARTS)
-
-
-def _prefixed(images: list[Path], prefix: str) -> list[Path]:
-    return [p for p in images if (m := _NUMBERED.match(p.stem)) and m["prefix"].lower() == prefix]
-
-
-def detect_rain_layouts(folder: Path) -> list[str]:
-    """The layouts of :data:`RAIN_LAYOUTS` found directly in ``folder`` (normally one)."""
-    images = list_images(folder)
-    found = []
-    if (folder / "rain").is_dir() and (folder / "norain").is_dir():
-        found.append("rain_norain_folders")
-    if (folder / "rainy").is_dir() and _prefixed(images, "norain"):
-        found.append("rainy_folder")
-    if _prefixed(images, "rain") and _prefixed(images, "norain"):
-        found.append("side_by_side")
-    if (folder / "inputcrop").is_dir() and (folder / "cleancrop").is_dir():
-        found.append("mspfn_crops")
-    return found
-
-
-def _numbered(images: list[Path], prefixes: tuple[str, ...] | None, side: str,
-              problems: list[str]) -> dict[int, Path]:
-    """N -> file for one side of a layout; ``prefixes`` None accepts any word before N."""
-    by_number: dict[int, Path] = {}
-    for path in images:
-        match = _NUMBERED.match(path.stem)
-        if not match or (prefixes is not None and match["prefix"].lower() not in prefixes):
-            problems.append(f"{path}: not a {side} image of this layout (expected a name like "
-                            f"{'/'.join(f'{p}-N' for p in prefixes) if prefixes else '<x>-N or N'}.png)")
-            continue
-        number = int(match["n"])
-        if number in by_number:
-            problems.append(f"{path}: N={number} twice, also {by_number[number]}")
-            continue
-        by_number[number] = path
-    return by_number
-
-
-def rain_layout_pairs(folder: Path, layout: str) -> list[Pair]:
-    """The pairs of ``folder`` in ``layout``, matched by N; stems are N (``7``: ``007`` and ``7`` are one N).
-
-    Raises ``DataError`` listing every file whose name does not fit the layout, every N that
-    occurs twice on one side, and every N that has a rainy image but no clean one or the
-    reverse (naming the file that has no partner).
-    """
-    problems: list[str] = []
-    if layout == "rain_norain_folders":
-        rainy = _numbered(list_images(folder / "rain"), None, "rainy", problems)
-        clean = _numbered(list_images(folder / "norain"), None, "clean", problems)
-    elif layout == "rainy_folder":
-        rainy = _numbered(list_images(folder / "rainy"), ("rain", "rainy"), "rainy", problems)
-        clean = _numbered(list_images(folder), ("norain",), "clean", problems)
-    elif layout == "side_by_side":
-        images = list_images(folder)
-        rainy = _numbered(_prefixed(images, "rain"), ("rain",), "rainy", problems)
-        clean = _numbered([p for p in images if p not in set(_prefixed(images, "rain"))], ("norain",),
-                          "clean", problems)
-    elif layout == "mspfn_crops":
-        rainy = _numbered(list_images(folder / "inputcrop"), ("",), "rainy", problems)
-        clean = _numbered(list_images(folder / "cleancrop"), ("",), "clean", problems)
-    else:
-        raise ValueError(f"unknown rain layout {layout!r}")
-    for number in sorted(set(rainy) - set(clean)):
-        problems.append(f"N={number}: rainy {rainy[number]} has no clean image")
-    for number in sorted(set(clean) - set(rainy)):
-        problems.append(f"N={number}: clean {clean[number]} has no rainy image")
-    if problems:
-        shown = "; ".join(problems[:20]) + (f"; ... ({len(problems)} in all)" if len(problems) > 20 else "")
-        raise DataError(f"{folder} ({RAIN_LAYOUTS[layout][0]} + {RAIN_LAYOUTS[layout][1]}): "
-                        f"{len(problems)} problem(s): {shown}")
-    if not rainy:
-        raise DataError(f"{folder}: no images in the {RAIN_LAYOUTS[layout][0]} + {RAIN_LAYOUTS[layout][1]} layout")
-    return [(str(n), rainy[n], clean[n]) for n in sorted(rainy)]
-
-
-def _rain_layout_home(folder: Path) -> tuple[Path, list[str]]:
-    """Where a layout sits: ``folder`` itself or, failing that, its only sub-folder (RCDNet's
-    ``small/``, a wrapper folder from unpacking); returns that folder and the layouts found."""
-    layouts = detect_rain_layouts(folder)
-    if layouts:
-        return folder, layouts
-    subfolders = [p for p in _visible_entries(folder) if p.is_dir()]
-    if len(subfolders) == 1:
-        inner = detect_rain_layouts(subfolders[0])
-        if inner:
-            return subfolders[0], inner
-    return folder, []
-
-
-def find_rain_folder(roots: list[Path], patterns: list[str]) -> tuple[Path, str]:
-    """The one folder below ``roots`` that matches one of ``patterns`` and holds a known layout.
-
-    Folders matching a pattern but holding no known layout are passed over; when no folder
-    matches any pattern, the roots themselves are tried (a source that holds one split as is).
-    Raises ``DataError`` when none or several qualify, or when a folder holds two layouts at once.
-    """
-    candidates = [p for pattern in patterns for p in find_paths(roots, pattern, dirs=True)]
-    tried = candidates or list(roots)
-    homes: dict[Path, list[str]] = {}
-    for candidate in tried:
-        home, layouts = _rain_layout_home(candidate)
-        if layouts:
-            homes[home] = layouts
-    where = ", ".join(map(str, roots))
-    if not homes:
-        looked = "; ".join(
-            f"{c} holds {', '.join(p.name + ('/' if p.is_dir() else '') for p in _visible_entries(c)[:8]) or 'nothing'}"
-            for c in tried[:6])
-        matched = f"folders matching {' or '.join(map(repr, patterns))}" if candidates else \
-            f"no folder matches {' or '.join(map(repr, patterns))}, so the source folders themselves"
-        raise DataError(f"no rainy/clean pairs in a known layout under {where}: {matched} were searched "
-                        f"({looked}). Known layouts: {_describe_rain_layouts()}")
-    if len(homes) > 1:
-        raise DataError(f"{len(homes)} folders under {where} hold rainy/clean pairs for {' or '.join(patterns)}: "
-                        f"{', '.join(map(str, homes))}; name one precisely (`folder:` in config/datasets.yaml)")
-    (home, layouts), = homes.items()
-    if len(layouts) > 1:
-        raise DataError(f"{home} holds several layouts at once ({', '.join(layouts)}); it is not a copy as "
-                        f"distributed. Known layouts: {_describe_rain_layouts()}")
-    return home, layouts[0]
-
-
 def _check_numbering(ctx: PrepareContext, split: str, folder: Path, pairs: list[Pair]) -> None:
     """With a registry count, name the N that are missing from 1..count or lie beyond it."""
     expected = ctx.options.get("_expected_count", ctx.entry["layout"]["splits"][split].get("count"))
@@ -683,7 +507,7 @@ def locate_rain_norain(ctx: PrepareContext, split: str, spec: dict) -> list[Pair
     return pairs
 
 
-# --------------------------------------------------------------------------- the table, and the content check
+# --------------------------------------------------------------------------- the table
 
 @dataclass(frozen=True)
 class Converter:
@@ -728,70 +552,3 @@ def convert(ctx: PrepareContext, split: str, spec: dict, out: Path) -> None:
         copy_pairs(located, out, progress=ctx.progress, label=f"{ctx.name}/{split}")
     else:
         converter.write(ctx, split, spec, located, out)
-
-
-def uses_of(registry: Registry, source_id: str) -> list[tuple[str, str]]:
-    """(dataset, split) of every split of the registry that reads ``source_id``."""
-    return [(name, split) for name, entry in registry.datasets.items()
-            for split, spec in entry["layout"]["splits"].items() if spec["source"] == source_id]
-
-
-def content_problems(registry: Registry, source_id: str, folder: Path, data_dir: Path) -> list[str]:
-    """Why the files in ``folder`` cannot stand for ``source_id``: one line per dataset split that
-    reads the source and cannot be located in them (its converter's own message), [] when every
-    one can. Archives below ``folder`` are unpacked (safely) into ``data_dir/raw/<source_id>/``
-    first, where ``prepare`` finds them later; whatever was unpacked there before is discarded.
-    """
-    raw = data_dir / "raw" / source_id
-    if raw.exists():
-        shutil.rmtree(raw)
-    try:
-        unpack_archives(folder, raw, quiet=True)
-    except DataError as exc:
-        return [str(exc)]
-    roots = [p for p in (folder, raw) if p.is_dir()]
-    problems = []
-    for name, split in uses_of(registry, source_id):
-        entry = registry.datasets[name]
-        ctx = PrepareContext(name, entry, registry, data_dir, {"_allow_count_mismatch": True}, progress=False,
-                             source_roots={source_id: roots})
-        try:
-            locate(ctx, split, entry["layout"]["splits"][split])
-        except DataError as exc:
-            problems.append(f"{name}/{split}: {exc}")
-    return problems
-
-
-def content_gate(registry: Registry, source_id: str, data_dir: Path) -> Callable[[Path], str | None]:
-    """The ``content_check`` of :func:`mprnet.data.fetch.fetch_source` for ``source_id``: None when
-    a folder (archives unpacked) holds what every dataset split of the source needs, else
-    ``"found ...; missing: ..."`` (and the unpacked copy is removed again)."""
-    def check(folder: Path) -> str | None:
-        problems = content_problems(registry, source_id, folder, data_dir)
-        if not problems:
-            return None
-        raw = data_dir / "raw" / source_id
-        found = describe_content([p for p in (folder, raw) if p.is_dir()])
-        shutil.rmtree(raw, ignore_errors=True)
-        return f"found {found}; missing: " + "; ".join(problems)
-    return check
-
-
-def describe_content(roots: list[Path], limit: int = 12) -> str:
-    """A short listing of what lies in ``roots``: files and folders two levels deep, with the
-    number of files below each folder, e.g. ``RealBlur.zip, RealBlur/ (3 files)``."""
-    entries = []
-    for root in roots:
-        for path in sorted(root.rglob("*")):
-            rel = path.relative_to(root)
-            if len(rel.parts) > 2 or not _visible(root, path) or path.name.endswith(".part"):
-                continue
-            if path.is_dir():
-                count = sum(1 for p in path.rglob("*") if p.is_file() and _visible(root, p))
-                entries.append(f"{rel.as_posix()}/ ({count} file{'s' if count != 1 else ''})")
-            else:
-                entries.append(rel.as_posix())
-    if not entries:
-        return "nothing"
-    shown = ", ".join(entries[:limit])
-    return shown + (f", ... ({len(entries)} entries in all)" if len(entries) > limit else "")

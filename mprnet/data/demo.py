@@ -41,6 +41,7 @@ import numpy as np
 
 from ..atomic import atomic_write_text
 from ..images import to_uint8, write_png
+from .pairs import write_manifest
 
 TASKS = ("rain", "blur", "noise")
 SOURCE_NAMES = ("astronaut", "coffee", "chelsea", "immunohistochemistry", "motorcycle")
@@ -206,8 +207,6 @@ def _split_sizes(rng: np.random.Generator, split: str) -> list[tuple[int, int]]:
 
 
 def _build_task(task: str, task_index: int, seed: int, sources: dict[str, np.ndarray], out: Path) -> None:
-    from .pairs import write_manifest
-
     names = list(SOURCE_NAMES)
     for split_index, split in enumerate(("train", "test")):
         rng = np.random.default_rng([seed, task_index, split_index])

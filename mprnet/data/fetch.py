@@ -263,10 +263,10 @@ def gdrive_download(url: str, out_dir: Path, *, folder: bool, filename: str | No
     the source and what to do: Drive's quota, a network failure (resumed on the next run), or
     a failure inside gdown itself.
     """
-    from ..deps import require
+    from .. import deps  # importlib.metadata: only for a Drive download
 
     label = f"source {source_id!r} ({url})" if source_id else url
-    require("gdown")
+    deps.require("gdown")
     import gdown
     import requests
     from gdown.exceptions import DownloadError, FileURLRetrievalError
@@ -295,14 +295,14 @@ def gdrive_download(url: str, out_dir: Path, *, folder: bool, filename: str | No
 def _gdown_failure(label: str, exc: Exception) -> str:
     from importlib.metadata import version
 
-    from ..deps import FIX
+    from .. import deps
 
     what = f"{type(exc).__name__}: {_short(exc)}"
     if "FolderContentsMaximumLimit" in type(exc).__name__ or "at least 50 files" in str(exc):
         return (f"{label}: gdown {version('gdown')} stops at 50 files per Google Drive folder ({what}); "
-                f"gdown 6 lists whole folders: {FIX}, or pip install 'gdown>=6.3'. Completed files are kept.")
+                f"gdown 6 lists whole folders: {deps.FIX}, or pip install 'gdown>=6.3'. Completed files are kept.")
     return (f"{label}: gdown {version('gdown')} failed inside the library ({what}). Install the versions this "
-            f"project is tested with ({FIX}) and run again (completed files are kept), or download the files "
+            f"project is tested with ({deps.FIX}) and run again (completed files are kept), or download the files "
             "in a browser into the drop folder, or use a mirror (--mirror).")
 
 
@@ -408,7 +408,7 @@ def fetch_source(
     (default ``downloads/sources.lock.yaml``); a source held by neither is accepted unrecorded
     (the first successful ``prepare`` records it). ``content_check(folder)`` returns None when
     the files in ``folder`` hold what the converters need, else a message saying what was found
-    and what is missing (:func:`mprnet.data.converters.content_gate`); without it any non-empty
+    and what is missing (:func:`mprnet.data.gate.content_gate`); without it any non-empty
     content passes. Raises ``DataError`` (one line naming the source and file) on any failure,
     ``ManualDownloadRequired`` while a manual source's drop folder lacks what is needed.
     """

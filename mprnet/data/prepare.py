@@ -26,6 +26,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from .. import __version__
 from ..atomic import atomic_write_text
 from ..errors import DataError
 from .converters import WHOLE_FOLDER_CONVERTERS, PrepareContext, convert
@@ -51,8 +52,6 @@ def _trust_source(ctx: PrepareContext, source_id: str, clean: bool) -> dict[str,
 
 
 def _provenance(ctx: PrepareContext, split: str | None, spec: dict, count: int | None, trust: dict) -> str:
-    from .. import __version__
-
     records = trust["files"]
     return json.dumps({
         "dataset": ctx.name,

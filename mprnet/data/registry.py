@@ -15,6 +15,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..yaml_files import read_yaml_mapping
+from .stems import SCHEMES
 
 DEFAULT_REGISTRY = Path("config/datasets.yaml")
 MIRROR_ENV = "MPRNET_DATA_MIRROR"
@@ -128,8 +129,6 @@ def _check_converter_keys(path: Path, name: str, entry: dict) -> None:
 
 
 def _check_stem_scheme(path: Path, name: str, entry: dict) -> None:
-    from .stems import SCHEMES
-
     stem = entry["layout"].get("stem")
     if stem is not None and stem not in SCHEMES:
         raise ConfigError(f"{path}: datasets.{name}.layout.stem: {stem!r} is not one of {', '.join(SCHEMES)}")
