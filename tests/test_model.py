@@ -222,7 +222,7 @@ def test_golden_gradients_of_the_training_loss(fixtures_dir):
 def test_shared_prelu_equals_torch_prelu(slope, channels_last):
     """SharedPReLU (in place, own backward on CPU for a positive slope; F.prelu otherwise) gives
     torch's PReLU values and gradients, and leaves the caller's input alone only in the fallback."""
-    from mprnet.model import SharedPReLU
+    from mprnet.model_cpu import SharedPReLU
 
     torch.manual_seed(0)
     x = torch.randn(2, 5, 6, 7)
