@@ -28,4 +28,4 @@ include: "workflow/rules/report.smk"
 rule all:
     default_target: True
     input:
-        STUDY.final_targets(),
+        TARGETS.final_targets(),

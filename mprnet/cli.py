@@ -50,9 +50,9 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:
         # A failure inside a library older than the floor pyproject.toml gives it is a set-up
         # problem: say which library and how to fix it. Anything else is a bug: its traceback.
-        from .deps import outdated
+        from . import deps  # importlib.metadata: only after a failure
 
-        old = outdated()
+        old = deps.outdated()
         if not old:
             raise
         why = f"{type(exc).__name__}: {exc}; probably because " + "; ".join(floor.message() for floor in old)

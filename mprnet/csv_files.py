@@ -8,13 +8,15 @@ from collections.abc import Iterable
 from .errors import DataError
 
 
-def read_csv_checked(path: str | os.PathLike, required: Iterable[str] = (), what: str = "CSV"):
-    """``pandas.read_csv(path)``, refusing a missing, unreadable or incomplete file with a DataError."""
+def read_csv_checked(path: str | os.PathLike, required: Iterable[str] = (), what: str = "CSV", *,
+                     dtype: dict | None = None, **options):
+    """``pandas.read_csv(path, **options)``, refusing a missing, unreadable or incomplete file with a
+    DataError. Column ``image`` is read as text, and so are the columns ``dtype`` names ``str``."""
     import pandas as pd
 
     try:
         # "image" holds file stems: text, so that 001.png stays "001", never the number 1.
-        frame = pd.read_csv(path, dtype={"image": str})
+        frame = pd.read_csv(path, dtype={"image": str, **(dtype or {})}, **options)
     except FileNotFoundError:
         raise DataError(f"{path}: no such {what} file") from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:

@@ -60,7 +60,7 @@ import os
 import platform
 from dataclasses import dataclass
 
-from .errors import ConfigError
+from .errors import ConfigError, DataError
 
 # oneDNN's dnnl_cpu_isa_t bit masks (dnnl_types.h): an ISA includes another when its mask
 # contains the other's bits. Native bf16 arithmetic needs AVX512_CORE_BF16 (0xe7).
@@ -270,8 +270,6 @@ def trained_precision(model_file) -> str:
     carries. Read with ``torch.load(weights_only=True, mmap=True)``, so the weights are not read.
     Raises ``DataError`` naming the file when it cannot be read or carries no such config."""
     import torch
-
-    from .errors import DataError
 
     try:
         obj = torch.load(model_file, map_location="cpu", weights_only=True, mmap=True)

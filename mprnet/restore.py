@@ -45,12 +45,16 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from .errors import CheckpointError, ConfigError
+from . import __version__
+from .atomic import atomic_path, atomic_write_text, staged_folder
+from .errors import CheckpointError, ConfigError, DataError, NonFiniteError
+from .images import index_by_stem, list_images, read_float_input, to_uint8, write_png
 from .precision import check_bf16, ieee_fp32
 from .presets import PRESETS
 
 TASKS = tuple(PRESETS)
 PRECISIONS = ("fp32", "bf16")
+DEFAULT_PRECISION = "fp32"  # as the official test scripts
 RECORD_NAME = "restore.json"
 RECORD_FORMAT = "mprnet-restore/1"
 DEFAULT_OVERLAP = 32
@@ -176,7 +180,7 @@ def check_tiling(tile: int, overlap: int, tile_key: str = "--tile", overlap_key:
 
 
 def restore_tensor(model, image, *, tile: int | None = None, overlap: int = DEFAULT_OVERLAP,
-                   precision: str = "fp32") -> list:
+                   precision: str = DEFAULT_PRECISION) -> list:
     """All stage outputs ``[final, ..., stage1]`` (each 1×3×H×W float32, unclamped) for a 1×3×H×W input.
 
     ``image``: float32 in [0, 1] on the model's device. ``precision``: ``fp32`` (plain forward)
@@ -218,7 +222,7 @@ def restore_folder(
     *,
     tile: int | None = None,
     overlap: int = DEFAULT_OVERLAP,
-    precision: str = "fp32",
+    precision: str = DEFAULT_PRECISION,
     save_float: bool = False,
     save_stages: bool = False,
     device: str = "cpu",
@@ -240,10 +244,6 @@ def restore_folder(
     """
     import torch
     from tqdm import tqdm
-
-    from . import __version__
-    from .atomic import atomic_path, atomic_write_text
-    from .images import read_float_input, to_uint8, write_png
 
     check_precision(precision, device)
     inputs = list_inputs(input_dir)
@@ -279,8 +279,6 @@ def _check_finite_outputs(outputs: list, path: Path, source: Mapping[str, Any] |
     infinite values: clamped and quantised they would be written as black pixels."""
     import torch
 
-    from .errors import NonFiniteError
-
     if all(bool(torch.isfinite(o).all()) for o in outputs):
         return
     bad = sum(int((~torch.isfinite(o)).sum()) for o in outputs)
@@ -297,8 +295,6 @@ def read_record(folder: str | os.PathLike) -> dict | None:
     Folders restored before records were written have none; their precision was fp32. Raises
     ``DataError`` naming the file when it is unreadable or not a record of this format.
     """
-    from .errors import DataError
-
     path = Path(folder) / RECORD_NAME
     if not path.is_file():
         return None
@@ -317,9 +313,6 @@ def list_inputs(input_dir: str | os.PathLike) -> list[Path]:
     Raises ``DataError`` if there are none or two share a stem (both would write ``<stem>.png``;
     ``images.index_by_stem``).
     """
-    from .errors import DataError
-    from .images import index_by_stem, list_images
-
     folder = Path(input_dir)
     inputs = list_images(folder)  # DataError if not a folder
     inputs += [p for p in folder.iterdir()
@@ -354,7 +347,7 @@ def register(subparsers) -> None:
                    help="preset for an official .pth (recognised from the weights when omitted)")
     r.add_argument("--tile", type=int, default=None, help="restore in TILE x TILE windows (multiple of 8)")
     r.add_argument("--overlap", type=int, default=DEFAULT_OVERLAP, help=f"overlap between tiles in pixels (default {DEFAULT_OVERLAP})")
-    r.add_argument("--precision", choices=PRECISIONS, default="fp32",
+    r.add_argument("--precision", choices=PRECISIONS, default=DEFAULT_PRECISION,
                    help="fp32 (default) or bf16: the network under bf16 autocast, outputs cast back to float32; "
                         "an error on a device that would emulate bf16 (no AVX512-BF16/AMX CPU, no bf16 GPU)")
     r.add_argument("--save-float", action="store_true", help="also write OUTPUT/float/<stem>.npy (float32, [0,1])")
@@ -364,21 +357,35 @@ def register(subparsers) -> None:
     r.set_defaults(func=_restore_command)
 
 
-def _restore_command(args: argparse.Namespace) -> int:
+def restore_checkpoint(checkpoint: str | os.PathLike, input_dir: str | os.PathLike, output_dir: str | os.PathLike,
+                       *, task: str | None = None, tile: int | None = None, overlap: int = DEFAULT_OVERLAP,
+                       precision: str = DEFAULT_PRECISION, save_float: bool = False, save_stages: bool = False,
+                       device: str = "auto", progress: bool = True) -> tuple[list[Path], str]:
+    """What ``mprnet restore`` does (and the workflow's restore rule): load ``checkpoint``
+    (``load_restorer``), restore ``input_dir`` with ``restore_folder`` into a hidden folder beside
+    ``output_dir`` and move it there when every image is done (``atomic.staged_folder``: a run
+    killed half-way leaves no output). ``device`` ``auto`` is CUDA when available, else the CPU.
+    Returns (the PNG paths written, the model's description); raises as those two functions do."""
     import torch
 
-    from .atomic import staged_folder
-    from .data.fetch import sha256_file
+    from .data.fetch import sha256_file  # PyYAML and the download machinery: not for `mprnet --help`
 
-    device = args.device
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    model, what = load_restorer(args.checkpoint, args.task)
-    source = {"checkpoint": str(args.checkpoint), "checkpoint_sha256": sha256_file(args.checkpoint), "model": what}
-    with staged_folder(args.output) as staging:
-        written = restore_folder(model, args.input, staging, tile=args.tile, overlap=args.overlap,
-                                 precision=args.precision, save_float=args.save_float,
-                                 save_stages=args.save_stages, device=device, progress=not args.no_progress,
-                                 source=source)
-    print(f"mprnet restore: {len(written)} images restored with {what} in {args.precision} into {args.output}")
+    model, what = load_restorer(checkpoint, task)
+    source = {"checkpoint": str(checkpoint), "checkpoint_sha256": sha256_file(checkpoint), "model": what}
+    with staged_folder(output_dir) as staging:
+        written = restore_folder(model, input_dir, staging, tile=tile, overlap=overlap, precision=precision,
+                                 save_float=save_float, save_stages=save_stages, device=device,
+                                 progress=progress, source=source)
+    kept = [name for name, kept in (("float", save_float), ("stage", save_stages)) if kept]
+    print(f"mprnet restore: {len(written)} images of {input_dir} restored with {what} in {precision} into "
+          f"{output_dir}" + (f" (with {' and '.join(kept)} outputs)" if kept else ""))
+    return written, what
+
+
+def _restore_command(args: argparse.Namespace) -> int:
+    restore_checkpoint(args.checkpoint, args.input, args.output, task=args.task, tile=args.tile, overlap=args.overlap,
+                       precision=args.precision, save_float=args.save_float, save_stages=args.save_stages,
+                       device=args.device, progress=not args.no_progress)
     return 0

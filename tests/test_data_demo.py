@@ -29,12 +29,12 @@ def digests(folder: Path) -> dict[str, str]:
             for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-def load_config(name: str):
+def load_config(path: Path):
     import yaml
 
     from mprnet.study.config import load_study
 
-    return load_study(yaml.safe_load((ROOT / "config" / name).read_text()), SCHEMA, ROOT)
+    return load_study(yaml.safe_load(path.read_text()), SCHEMA, ROOT)
 
 
 @pytest.fixture(scope="module")
@@ -66,10 +66,11 @@ def test_layout_and_manifests(demo):
 
 def test_demo_and_ci_studies_score_the_checked_sets(demo):
     """Both studies build the sets above (same generator, root and seed) and score full test sets."""
-    demo_study, ci_study = load_config("demo.yaml"), load_config("ci.yaml")
+    demo_study = load_config(ROOT / "config" / "demo.yaml")
+    ci_study = load_config(ROOT / "config" / "ci.yaml")
     for study in (demo_study, ci_study):
-        assert study.source == "demo" and study.data_root == demo_study.data_root
-        assert study.section["data"].get("demo_seed", 0) == 0  # the seed of the fixture
+        assert study.data.source == "demo" and study.data.root == demo_study.data.root
+        assert study.data.demo_seed == 0  # the seed of the fixture
     for sets in demo_study.test_sets.values():
         for test in sets.values():
             split_dir = demo / test.name / test.split

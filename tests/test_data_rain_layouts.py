@@ -405,14 +405,13 @@ def test_zero_padded_stems_stay_text_in_score_csvs_and_figures(tmp_path):
 
 def test_real_study_config_uses_these_datasets():
     """config/rain100l.yaml: trained on raintrainl, scored on rain100l_orig with the paper's ruler."""
-    from mprnet.study.config import load_study, run_config
+    from mprnet.study.config import load_study
 
     root = Path(__file__).resolve().parents[1]
     config = yaml.safe_load((root / "config" / "rain100l.yaml").read_text())
     study = load_study(config, root / "workflow" / "schemas" / "config.schema.yaml", root)
-    assert study.name == "rain100l" and study.source == "registry"
+    assert study.name == "rain100l" and study.data.source == "registry"
     assert {(ts.name, ts.split, ts.protocol) for ts in study.test_sets["deraining"].values()} == \
         {("rain100l_orig", "test", "y_channel")}
     (run,) = [r for r in study.runs if r.group == "main"]
-    cfg = run_config(study, run)
-    assert cfg["data"]["train"] == "data/raintrainl/train" and cfg["task"] == "deraining"
+    assert run.config["data"]["train"] == "data/raintrainl/train" and run.config["task"] == "deraining"

@@ -158,7 +158,8 @@ def test_workflow_restores_dnd_from_the_float_crops_and_bundles_that_run(tmp_pat
         cwd=work, capture_output=True, text=True, timeout=300)
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, log[-3000:]
-    assert "--input data/dnd/test/input_float " in log and "--save-float" in log
+    job_log = (work / "results/dndrun/logs/restore/official_weights/denoising/dnd.log").read_text()
+    assert "images of data/dnd/test/input_float restored" in job_log and "(with float outputs)" in job_log, job_log
     restored = work / "results/dndrun/restored/official_weights/denoising/dnd"
     assert len(list((restored / "float").glob("0001_??.npy"))) == 20
     mat = scipy.io.loadmat(work / bundle_dir / "0001.mat")

@@ -142,3 +142,22 @@ def test_console_command_lists_its_subcommands():
     ).stdout
     for command in ("score", "fetch", "prepare", "make-demo", "train", "restore"):
         assert command in out, f"`mprnet --help` does not list {command!r}"
+
+
+def test_the_command_line_starts_without_the_heavy_libraries():
+    """`mprnet --help` (and every command before it runs) loads none of torch, pandas, matplotlib,
+    Numba, SciPy or OpenCV: each command imports what it runs when it runs."""
+    code = ("import sys; from mprnet.cli import build_parser; build_parser(); "
+            "print(' '.join(sorted(m for m in ('torch', 'pandas', 'matplotlib', 'numba', 'scipy', 'cv2', 'skimage') "
+            "if m in sys.modules)))")
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert loaded == [], f"mprnet --help imports {loaded}"
+
+
+def test_the_vocabulary_imports_nothing_of_the_package():
+    """mprnet.vocabulary is shared by the study and the report; it depends on neither."""
+    import ast
+
+    tree = ast.parse((ROOT / "mprnet" / "vocabulary.py").read_text())
+    imports = [node for node in ast.walk(tree) if isinstance(node, (ast.Import, ast.ImportFrom))]
+    assert all(isinstance(node, ast.ImportFrom) and node.module == "__future__" for node in imports)

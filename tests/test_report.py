@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from mprnet.errors import DataError
-from mprnet.report import jobs, tables
+from mprnet.report import jobs, render, stats as report_stats, table as report_table, tables
 from mprnet.report.loaders import read_benchmarks, read_run_scores, read_runs
 from mprnet.report.stats import mean_std, paired_bootstrap_ci
 
@@ -149,7 +149,7 @@ def test_average_is_undefined_when_a_dataset_is_missing(study):
 def test_ablation_table_equals_recomputed_aggregates(study):
     scores = _per_image(study)
     ablation = scores[scores["group"] == "ablation"]
-    stats = tables.ablation_stats(ablation, n_resamples=2000).set_index("method")
+    stats = report_stats.ablation_stats(ablation, n_resamples=2000).set_index("method")
     for method, shift in VARIANTS.items():
         runs = ablation[ablation["method"] == method]
         per_seed = runs.groupby("seed")["psnr"].mean()
@@ -165,14 +165,25 @@ def test_ablation_table_equals_recomputed_aggregates(study):
     cells = dict(table.rows)
     full_psnr = ablation[ablation["method"] == "full"].groupby("seed")["psnr"].mean()
     assert cells["MPRNet (full)"][0] == f"{full_psnr.mean():.2f} ± {full_psnr.std(ddof=1):.2f}"
-    assert cells["w/o SAM"][2].startswith(tables.format_number(stats.loc["no_sam", "dpsnr"], 2, signed=True))
+    assert cells["w/o SAM"][2].startswith(report_table.format_number(stats.loc["no_sam", "dpsnr"], 2, signed=True))
+
+
+def test_ablation_statistics_are_computed_once_and_read_back_exactly(study):
+    """The workflow computes the ablation's bootstrap once (tables/ablation_stats.csv) for the table
+    and the figure; every number comes back as computed, so both show what one computation gave."""
+    from mprnet.report.loaders import read_ablation_stats
+
+    out = study / "ablation_stats.csv"
+    jobs.ablation_statistics(study / "runs.csv", out, n_resamples=300, root=study)
+    computed = report_stats.ablation_stats(_per_image(study).query("group == 'ablation'"), n_resamples=300)
+    pd.testing.assert_frame_equal(read_ablation_stats(out), computed, check_exact=True)
 
 
 def test_ablation_refuses_variants_scored_on_other_images(study):
     ablation = _per_image(study).query("group == 'ablation'")
     broken = ablation[~((ablation["method"] == "no_sam") & (ablation["image"] == "img000"))]
     with pytest.raises(DataError, match="no_sam"):
-        tables.ablation_stats(broken, n_resamples=100)
+        report_stats.ablation_stats(broken, n_resamples=100)
 
 
 def test_cost_table_hours_from_benchmark_files(tmp_path):
@@ -226,7 +237,9 @@ def test_all_tables_of_the_report_jobs_are_wellformed_and_consistent(study, tmp_
                   "params": [20.1e6, 19e6, 18e6, 7e6], "gflops": [1500.0, 1400.0, 1300.0, 500.0]}).to_csv(costs, index=False)
     for task in ("deraining", "deblurring"):
         jobs.main_table(study / "summary.csv", task, out)
-    jobs.ablation_table(study / "summary.csv", study / "runs.csv", costs, [], out, n_resamples=500, root=study)
+    stats = study / "ablation_stats.csv"
+    jobs.ablation_statistics(study / "runs.csv", stats, n_resamples=500, root=study)
+    jobs.ablation_table(study / "summary.csv", stats, study / "runs.csv", costs, [], out, n_resamples=500, root=study)
     for name in ("main_deraining", "main_deblurring", "ablation"):
         for ext in ("md", "tex", "csv", "html"):
             assert (out / f"{name}.{ext}").stat().st_size > 0
@@ -302,14 +315,16 @@ def test_figures_and_index(study):
     pd.DataFrame({"image": ["a", "b"] * 3, "stage": [1, 1, 2, 2, 3, 3], "n_stages": 3,
                   "psnr": [27, 28, 28.5, 29, 29.5, 30.1], "ssim": 0.9}).to_csv(stage_csv, index=False)
     figs = study / "figures"
-    written = jobs.study_figures(study / "summary.csv", study / "runs.csv", figs, root=study, n_resamples=300,
+    stats = study / "ablation_stats.csv"
+    jobs.ablation_statistics(study / "runs.csv", stats, n_resamples=300, root=study)
+    written = jobs.study_figures(study / "summary.csv", study / "runs.csv", figs, root=study, ablation_stats=stats,
                                  training_logs=logs,
                                  stage_scores=[({"task": "deraining", "dataset": "Rain100H"}, stage_csv)])
     assert len(written) == 10
     for name in ("paper_vs_ours", "ablation_bars", "per_image_psnr", "training_curves", "stage_progression"):
         _assert_figure(figs / name)
     (study / "tables").mkdir()
-    tables.write_table(tables.main_results_table(pd.read_csv(study / "summary.csv"), "deblurring"), study / "tables")
+    render.write_table(tables.main_results_table(pd.read_csv(study / "summary.csv"), "deblurring"), study / "tables")
     assert jobs.results_index("synthetic", study) == [study / "README.md"]
     index = (study / "README.md").read_text()
     assert "figures/paper_vs_ours.png" in index and "tables/main_deblurring.tex" in index
@@ -383,26 +398,28 @@ def test_study_report_records_on_the_demo_config():
     from mprnet.report.costs import model_costs_table
     from mprnet.study import layout
     from mprnet.study.config import load_study
+    from mprnet.study.targets import Targets
 
     root = Path(__file__).resolve().parents[1]
     config = yaml.safe_load((root / "config" / "demo.yaml").read_text())
     study = load_study(config, root / "workflow" / "schemas" / "config.schema.yaml", root)
+    targets = Targets(study)
     spec = study.model_specs()
     assert {(s["group"], s["method"]) for s in spec} >= {("main", "full"), ("ablation", "no_sam"), ("ablation", "single_stage")}
     costs = model_costs_table(spec).set_index(["group", "task", "method"])
     assert costs.loc[("ablation", "deblurring", "single_stage"), "params"] < costs.loc[("ablation", "deblurring", "full"), "params"]
     assert costs.loc[("ablation", "deblurring", "no_sam"), "gflops"] < costs.loc[("ablation", "deblurring", "full"), "gflops"]
-    index = study.index_inputs()
+    index = targets.index_inputs()
     assert "results/demo/figures/ablation_visual_deblurring_demo_blur.png" in index
     assert "results/demo/figures/visual_deraining_demo_rain.png" in index
     assert "results/demo/tables/ablation.md" in index and "results/demo/figures/per_image_psnr.png" in index
-    methods = [m for m, _, _ in study.visual_panels("ablation_visual", "deblurring", "demo_blur")]
+    methods = [m for m, _, _ in targets.visual_panels("ablation_visual", "deblurring", "demo_blur")]
     assert methods == list(config["demo"]["ablations"]["variants"])
-    assert {fields["group"] for fields, _ in study.stage_score_files()} == {"main"}
-    panels = study.visual_panels("visual", "deraining", "demo_rain")
+    assert {fields["group"] for fields, _ in targets.stage_score_files()} == {"main"}
+    panels = targets.visual_panels("visual", "deraining", "demo_rain")
     assert panels == [("full", "results/demo/restored/main/deraining/full/seed0/demo_rain",
                        "results/demo/scores/main/deraining/full/seed0/demo_rain.csv")]
-    assert study.run_files(layout.TRAIN_BENCHMARK)[0] == "results/demo/benchmarks/train/main/deraining/full/seed0.tsv"
+    assert targets.run_files(layout.TRAIN_BENCHMARK)[0] == "results/demo/benchmarks/train/main/deraining/full/seed0.tsv"
     assert study.average_tasks() == ["deraining"]
     assert study.report.visual_images == 3 and study.report.bootstrap_resamples == 10_000  # the defaults
 
@@ -483,9 +500,9 @@ def test_index_gives_each_table_title_once(tmp_path):
 
     costs = pd.DataFrame({"group": ["ablation"] * 2, "task": ["deblurring"] * 2, "method": ["full", "no_sam"],
                           "params": [1e6, 9e5], "gflops": [10.0, 9.0]})
-    table = tables.Table(name="ablation", title="Ablation (deblurring): variants against the full model",
+    table = report_table.Table(name="ablation", title="Ablation (deblurring): variants against the full model",
                          row_header="Variant", header=[("", "PSNR")], rows=[("MPRNet (full)", ["30.00"])], data=costs)
-    tables.write_table(table, tmp_path / "tables")
+    render.write_table(table, tmp_path / "tables")
     index = build_index("demo", tmp_path)
     assert index.count("Ablation (deblurring): variants against the full model") == 1
     assert "### Ablation (deblurring): variants against the full model" in index

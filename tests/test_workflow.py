@@ -7,6 +7,7 @@ results of this checkout are seen or touched), with ``-s`` pointing at the repos
 from __future__ import annotations
 
 import copy
+import json
 import os
 import re
 import resource
@@ -21,6 +22,7 @@ import yaml
 
 from mprnet.errors import ConfigError
 from mprnet.study.config import load_study
+from mprnet.study.targets import Targets
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = ROOT / "workflow" / "schemas" / "config.schema.yaml"
@@ -30,8 +32,15 @@ ABLATION_VARIANTS = {"no_sam", "no_csff", "single_stage", "two_stage"}
 REPORT_RULES = set(re.findall(r"^rule (\w+):", (ROOT / "workflow/rules/report.smk").read_text(), re.M)) - {"stage_scores"}
 
 
+CI_CONFIG = ROOT / "config" / "ci.yaml"  # the CI study
+
+
 def _config(name: str) -> dict:
     return yaml.safe_load((ROOT / "config" / name).read_text())
+
+
+def _ci_config() -> dict:
+    return yaml.safe_load(CI_CONFIG.read_text())
 
 
 @pytest.fixture
@@ -232,19 +241,29 @@ def test_report_settings_type_and_schema_agree():
     """ReportSettings holds the defaults of the `report:` keys the schema allows: the same keys."""
     from dataclasses import fields
 
-    from mprnet.study.study import ReportSettings
+    from mprnet.study.spec import ReportSettings
     from mprnet.yaml_files import read_yaml_mapping
 
     schema = read_yaml_mapping(SCHEMA)["$defs"]["study"]["properties"]["report"]["properties"]
     assert set(schema) == {f.name for f in fields(ReportSettings)}
 
 
+def test_the_schema_names_the_protocols_of_the_registry():
+    """A test set's protocol is one record of mprnet.metrics.protocols.PROTOCOL_REGISTRY."""
+    from mprnet.metrics.protocols import PROTOCOL_REGISTRY
+    from mprnet.yaml_files import read_yaml_mapping
+
+    assert read_yaml_mapping(SCHEMA)["$defs"]["protocol"]["enum"] == list(PROTOCOL_REGISTRY)
+    registry_schema = json.loads((ROOT / "mprnet" / "data" / "datasets.schema.json").read_text())
+    assert registry_schema["$defs"]["dataset"]["properties"]["protocol"]["enum"] == [*PROTOCOL_REGISTRY, None]
+
+
 def test_the_paper_numbers_come_from_the_paper_results_file():
     paper = load_study(_config("config.yaml"), SCHEMA, ROOT)
     results = yaml.safe_load((ROOT / "config" / "paper_results.yaml").read_text())["results"]
-    assert paper.section["published"]["deraining"]["Average"] == results["deraining"]["Average"]
-    assert paper.section["published"]["deblurring"]["gopro"] == {"psnr": 32.66, "ssim": 0.959}
-    assert paper.section["published"]["deblurring"] == {
+    assert paper.published["deraining"]["Average"] == results["deraining"]["Average"]
+    assert paper.published["deblurring"]["gopro"] == {"psnr": 32.66, "ssim": 0.959}
+    assert paper.published["deblurring"] == {
         k: v for k, v in results["deblurring_trained_on_gopro"].items() if isinstance(v, dict)}
 
 
@@ -267,7 +286,7 @@ def test_reordering_the_keys_of_a_config_changes_no_params():
     assert str(section) != str(config["demo"])
     shuffled = load_study(shuffled, SCHEMA, ROOT)
     assert [str(r.config) for r in study.runs] == [str(r.config) for r in shuffled.runs]
-    assert str(study.manifest_record()) == str(shuffled.manifest_record())
+    assert str(Targets(study).manifest_record()) == str(Targets(shuffled).manifest_record())
     assert str(study.model_specs()) == str(shuffled.model_specs())
 
 
@@ -275,7 +294,7 @@ def test_shipped_configs_are_valid():
     paper = load_study(_config("config.yaml"), SCHEMA, ROOT)
     demo = load_study(_config("demo.yaml"), SCHEMA, ROOT)
     assert paper.name == "paper" and demo.name == "demo"
-    assert demo.source == "demo" and demo.data_root.startswith("data/demo")
+    assert demo.data.source == "demo" and demo.data.root.startswith("data/demo")
 
 
 @pytest.mark.parametrize("case", ["impossible variant", "batch that does not divide over the processes",
@@ -386,7 +405,7 @@ def test_training_killed_by_sigterm_is_retried_and_resumes_to_the_same_weights(w
 
     import torch
 
-    config = _config("ci.yaml")
+    config = _ci_config()
     section = config["ci"]
     section["tasks"] = {"deblurring": section["tasks"]["deblurring"]}
     section["tasks"]["deblurring"]["recipe"]["schedule"] = {"unit": "iteration", "length": 40, "warmup": 2}
@@ -508,7 +527,7 @@ def test_a_config_change_whose_run_fails_keeps_the_finished_model_and_undoing_it
     gone. Now the run of the old config waits in superseded/ and returns when the change is undone."""
     import torch
 
-    config = _config("ci.yaml")
+    config = _ci_config()
     section = config["ci"]
     section["tasks"] = {"deblurring": section["tasks"]["deblurring"]}
     del section["ablations"], section["published"]

@@ -269,17 +269,18 @@ def test_each_row_says_which_precision_trained_it(study, tmp_path):
 
 def test_the_study_asks_restore_for_its_precision():
     from mprnet.study.config import load_study
+    from mprnet.study.targets import Targets
 
     root = Path(__file__).resolve().parents[1]
-    config = yaml.safe_load((root / "config" / "ci.yaml").read_text())
+    config = yaml.safe_load((root / "config" / "ci.yaml").read_text())  # the CI study
     config["ci"]["tasks"]["deraining"]["restore"] = {"precision": "bf16"}
     study = load_study(config, root / "workflow" / "schemas" / "config.schema.yaml", root)
     derain = study.source_of("main/deraining/full/seed0")
     ts = study.test_set("deraining", "demo_rain")
-    assert study.restore_options(derain, ts)[-2:] == ["--precision", "bf16"]
+    assert study.restore_settings(derain, ts).precision == "bf16"
     deblur = study.source_of("main/deblurring/full/seed0")
-    assert "--precision" not in study.restore_options(deblur, study.test_set("deblurring", "demo_blur"))
-    by_path = {e["path"]: e for e in study.score_entries()}
+    assert study.restore_settings(deblur, study.test_set("deblurring", "demo_blur")).precision == "fp32"  # the default
+    by_path = {e["path"]: e for e in Targets(study).score_entries()}
     assert by_path["results/ci/scores/main/deraining/full/seed0/demo_rain.csv"]["precision"] == "bf16"
     assert by_path["results/ci/scores/input/deraining/demo_rain.csv"]["precision"] is None
     assert by_path["results/ci/scores/main/deraining/full/seed0/demo_rain.csv"]["model"] == \

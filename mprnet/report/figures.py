@@ -24,16 +24,13 @@ import seaborn as sns  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from ..atomic import atomic_path  # noqa: E402
-from .tables import AVERAGE, method_label, order_datasets, seed_means, variant_label  # noqa: E402
+from ..vocabulary import (AVERAGE, DEGRADED, FULL, MAIN, MAIN_METHODS, METHOD_COLOURS, METHOD_MARKERS,  # noqa: E402
+                          OFFICIAL_WEIGHTS, PAPER, RELEASED_RESULTS, method_label, order_datasets, order_tasks,
+                          short_label, variant_label)
+from .tables import seed_means  # noqa: E402
 
 PALETTE = sns.color_palette("colorblind", 10)
-FIXED_COLOURS = {  # one colour per method in every figure
-    "full": PALETTE[0], "paper": PALETTE[1], "official_weights": PALETTE[2], "released_results": PALETTE[4],
-    "degraded": PALETTE[7], "no_sam": PALETTE[3], "no_csff": PALETTE[5], "single_stage": PALETTE[6],
-    "two_stage": PALETTE[9],
-}
-MARKERS = {"degraded": "X", "paper": "s", "full": "o", "official_weights": "D", "released_results": "^"}
-MAIN_METHODS = ("degraded", "paper", "full", "official_weights", "released_results")
+FIXED_COLOURS = {method: PALETTE[index] for method, index in METHOD_COLOURS.items()}  # one per method, everywhere
 
 
 def set_style() -> None:
@@ -65,7 +62,8 @@ def save_figure(fig, stem: str | os.PathLike) -> list[Path]:
     return paths
 
 
-def _empty(message: str):
+def empty_figure(message: str):
+    """A small figure that says ``message`` instead of plotting (no data for it)."""
     fig, ax = plt.subplots(figsize=(6, 2))
     ax.axis("off")
     ax.text(0.5, 0.5, message, ha="center", va="center", wrap=True)
@@ -84,9 +82,9 @@ def paper_vs_ours(summary: pd.DataFrame):
     set_style()
     data = seed_means(summary[summary["dataset"] != AVERAGE])
     data = data[data["method"].isin(MAIN_METHODS)]
-    tasks = _order_tasks(data["task"])
+    tasks = order_tasks(data["task"])
     if not tasks:
-        return _empty("No main results to plot.")
+        return empty_figure("No main results to plot.")
     widths = [max(2, len(_task_datasets(data, t))) for t in tasks]
     fig, axes = plt.subplots(2, len(tasks), figsize=(1.2 * sum(widths) + 2.5, 6.5), squeeze=False,
                              gridspec_kw={"width_ratios": widths})
@@ -101,7 +99,7 @@ def paper_vs_ours(summary: pd.DataFrame):
             offsets = np.linspace(-0.12 * len(here), 0.12 * len(here), len(here)) if len(here) > 1 else [0.0]
             for off, method in zip(offsets, here):
                 m = sub[(sub["method"] == method) & sub["dataset"].isin(datasets)]
-                ax.scatter([x[d] + off for d in m["dataset"]], m[metric], s=55, marker=MARKERS[method],
+                ax.scatter([x[d] + off for d in m["dataset"]], m[metric], s=55, marker=METHOD_MARKERS[method],
                            color=method_colour(method), label=method_label(method), zorder=3,
                            edgecolor="white", linewidth=0.6)
             ax.set_xticks(range(len(datasets)))
@@ -119,7 +117,7 @@ def paper_vs_ours(summary: pd.DataFrame):
                 handles.append(h)
                 labels.append(l)
     fig.legend(handles, labels, loc="lower center", ncol=len(labels), frameon=False, bbox_to_anchor=(0.5, -0.02))
-    if "paper" in present:
+    if PAPER in present:
         fig.suptitle("Paper vs. our reproduction (numbers: Δ = ours − paper)")
     else:
         fig.suptitle("Our results per test set (the paper reports none for these test sets)")
@@ -127,30 +125,22 @@ def paper_vs_ours(summary: pd.DataFrame):
     return fig
 
 
-TASK_ORDER = ("deraining", "deblurring", "denoising")  # the paper's order of tasks
-
-
-def _order_tasks(tasks) -> list[str]:
-    unique = list(dict.fromkeys(tasks))
-    return sorted(unique, key=lambda t: (TASK_ORDER.index(t) if t in TASK_ORDER else len(TASK_ORDER), unique.index(t)))
-
-
 def _task_datasets(data: pd.DataFrame, task: str) -> list[str]:
     sub = data[data["task"] == task]
-    ours = set(sub.loc[sub["method"] != "paper", "dataset"])
-    paper = set(sub.loc[sub["method"] == "paper", "dataset"])
+    ours = set(sub.loc[sub["method"] != PAPER, "dataset"])
+    paper = set(sub.loc[sub["method"] == PAPER, "dataset"])
     return order_datasets(ours | paper if ours & paper else ours or paper)
 
 
 def _annotate_delta(ax, sub: pd.DataFrame, datasets, x, metric: str) -> None:
     values = sub.pivot_table(index="dataset", columns="method", values=metric, aggfunc="mean")
-    if "paper" not in values.columns or "full" not in values.columns:
+    if PAPER not in values.columns or FULL not in values.columns:
         return
     top = sub[sub["dataset"].isin(datasets)][metric].max()
     span = sub[sub["dataset"].isin(datasets)][metric].agg(lambda s: s.max() - s.min()) or 1.0
     for d in datasets:
-        if d in values.index and not (math.isnan(values.at[d, "paper"]) or math.isnan(values.at[d, "full"])):
-            delta = values.at[d, "full"] - values.at[d, "paper"]
+        if d in values.index and not (math.isnan(values.at[d, PAPER]) or math.isnan(values.at[d, FULL])):
+            delta = values.at[d, FULL] - values.at[d, PAPER]
             text = f"{delta:+.2f}" if metric == "psnr" else f"{delta:+.3f}"
             ax.text(x[d], top + 0.08 * span, text.replace("-", "−"), ha="center", va="bottom", fontsize=9,
                     color="#333333")
@@ -159,12 +149,12 @@ def _annotate_delta(ax, sub: pd.DataFrame, datasets, x, metric: str) -> None:
 # --------------------------------------------------------------------------------------------
 
 
-def ablation_bars(stats: pd.DataFrame, *, reference: str = "full", level: float = 0.95):
+def ablation_bars(stats: pd.DataFrame, *, reference: str = FULL, level: float = 0.95):
     """Per (task, dataset): PSNR mean ± std over seeds, and Δ PSNR / Δ SSIM to full with bootstrap CIs."""
     set_style()
     groups = list(stats.groupby(["task", "dataset"], sort=False))
     if not groups:
-        return _empty("No ablation results to plot.")
+        return empty_figure("No ablation results to plot.")
     n_var = stats["method"].nunique()
     fig, axes = plt.subplots(len(groups), 3, figsize=(13, 0.55 * n_var * len(groups) + 1.6 * len(groups)),
                              squeeze=False)
@@ -222,7 +212,7 @@ def per_image_distributions(scores: pd.DataFrame, *, metric: str = "psnr", metho
     per_image = frame.groupby(["task", "dataset", "method", "image"], sort=False)[metric].mean().reset_index()
     panels = list(per_image.groupby(["task", "dataset"], sort=False))
     if not panels:
-        return _empty("No per-image scores to plot.")
+        return empty_figure("No per-image scores to plot.")
     ncols = min(3, len(panels))
     nrows = math.ceil(len(panels) / ncols)
     methods_all = _method_order(per_image["method"].unique())
@@ -252,7 +242,7 @@ def per_image_distributions(scores: pd.DataFrame, *, metric: str = "psnr", metho
         ax.set_xlabel("")
         ax.set_ylabel("PSNR (dB)" if metric == "psnr" else metric.upper())
         ax.set_xticks(range(len(order)))
-        ax.set_xticklabels([_short_label(m) for m in order], rotation=25, ha="right")
+        ax.set_xticklabels([short_label(m) for m in order], rotation=25, ha="right")
     for ax in list(axes.flat)[len(panels):]:
         ax.axis("off")
     fig.suptitle(f"Per-image {metric.upper()} (each dot one test image, mean over seeds"
@@ -263,14 +253,9 @@ def per_image_distributions(scores: pd.DataFrame, *, metric: str = "psnr", metho
 
 def _method_order(methods) -> list[str]:
     methods = list(dict.fromkeys(methods))
-    first = [m for m in ("degraded", "full") if m in methods]
-    last = [m for m in ("official_weights", "released_results") if m in methods]
+    first = [m for m in (DEGRADED, FULL) if m in methods]
+    last = [m for m in (OFFICIAL_WEIGHTS, RELEASED_RESULTS) if m in methods]
     return first + sorted(m for m in methods if m not in first + last) + last
-
-
-def _short_label(method: str) -> str:
-    return {"degraded": "Input", "full": "Full", "official_weights": "Official", "released_results": "Released"}.get(
-        method, variant_label(method))
 
 
 # --------------------------------------------------------------------------------------------
@@ -293,9 +278,9 @@ def training_curves(logs: pd.DataFrame):
     """
     set_style()
     if logs.empty:
-        return _empty("No training logs to plot.")
+        return empty_figure("No training logs to plot.")
     frame = logs.copy()
-    for key, default in (("task", "run"), ("method", "full"), ("seed", 0), ("group", "main")):
+    for key, default in (("task", "run"), ("method", FULL), ("seed", 0), ("group", MAIN)):
         if key not in frame.columns:
             frame[key] = default
     loss_label = "training loss (sum over stage outputs)"
@@ -304,7 +289,7 @@ def training_curves(logs: pd.DataFrame):
         loss_label = "training loss per stage output"
     metrics = [c for c in ("loss", "val_psnr") if c in frame.columns and frame[c].notna().any()]
     if not metrics:
-        return _empty("Training logs have neither loss nor val_psnr values.")
+        return empty_figure("Training logs have neither loss nor val_psnr values.")
     panels = [(task, group, metric) for task, group in dict.fromkeys(zip(frame["task"], frame["group"]))
               for metric in metrics if frame.loc[(frame["task"] == task) & (frame["group"] == group), metric].notna().any()]
     ncols = 2 if len(panels) > 1 else 1
@@ -314,7 +299,7 @@ def training_curves(logs: pd.DataFrame):
     styles = ["-", "--", ":", "-."]
     for ax, (task, group, metric) in zip(axes.flat, panels):
         sub = frame[(frame["task"] == task) & (frame["group"] == group)]
-        name = task if group == "main" else f"{task} ({group})"
+        name = task if group == MAIN else f"{task} ({group})"
         for (method, seed), run in sub.groupby(["method", "seed"], sort=False):
             run = run[["iteration", metric]].dropna().sort_values("iteration")
             if run.empty:
@@ -323,7 +308,7 @@ def training_curves(logs: pd.DataFrame):
             ax.plot(run["iteration"], run[metric], color=method_colour(method, methods_all),
                     linestyle=styles[seeds.index(seed) % len(styles)],
                     marker="o" if len(run) < 15 else None, markersize=3,
-                    label=f"{_short_label(method)}, seed {seed}" if len(seeds) > 1 else _short_label(method))
+                    label=f"{short_label(method)}, seed {seed}" if len(seeds) > 1 else short_label(method))
         values = sub[metric].dropna()
         late = sub.loc[sub["iteration"] >= LATE_FRACTION * sub["iteration"].max(), metric].dropna()
         if metric == "loss" and len(late) and values.max() > late.min() + 3 * (late.max() - late.min()):
@@ -349,7 +334,7 @@ def training_curves(logs: pd.DataFrame):
 # --------------------------------------------------------------------------------------------
 
 
-def stage_progression(stage_scores: pd.DataFrame, summary: pd.DataFrame | None = None, *, method: str = "full"):
+def stage_progression(stage_scores: pd.DataFrame, summary: pd.DataFrame | None = None, *, method: str = FULL):
     """Mean PSNR of the stage-1, stage-2 and final outputs per dataset (input shown for scale).
 
     ``stage_scores`` has task, dataset, method, [seed,] image, stage (1..K, K = final), psnr.
@@ -357,12 +342,12 @@ def stage_progression(stage_scores: pd.DataFrame, summary: pd.DataFrame | None =
     set_style()
     frame = stage_scores[stage_scores["method"] == method] if "method" in stage_scores.columns else stage_scores
     if frame.empty:
-        return _empty(f"No stage outputs of {method!r} to plot.")
-    tasks = _order_tasks(frame["task"])
+        return empty_figure(f"No stage outputs of {method!r} to plot.")
+    tasks = order_tasks(frame["task"])
     fig, axes = plt.subplots(1, len(tasks), figsize=(4.4 * len(tasks), 3.8), squeeze=False)
     inputs = None
     if summary is not None:
-        inputs = seed_means(summary[summary["method"] == "degraded"]).set_index(["task", "dataset"])["psnr"]
+        inputs = seed_means(summary[summary["method"] == DEGRADED]).set_index(["task", "dataset"])["psnr"]
     for ax, task in zip(axes.flat, tasks):
         sub = frame[frame["task"] == task]
         n_stages = int(sub["stage"].max())
@@ -451,7 +436,7 @@ def comparison_grid(rows: Sequence[Mapping], *, crop_fraction: float = 0.5, min_
     """
     set_style()
     if not rows:
-        return _empty("No images to compare.")
+        return empty_figure("No images to compare.")
     ncols = max(len(r["panels"]) for r in rows)
     fig, axes = plt.subplots(2 * len(rows), ncols, figsize=(2.5 * ncols, 5.2 * len(rows)), squeeze=False)
     from matplotlib.patches import Rectangle

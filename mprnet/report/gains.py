@@ -16,13 +16,16 @@ import os
 import sys
 from pathlib import Path
 
+import pandas as pd
+
 from ..errors import DataError
+from ..vocabulary import DEGRADED, FULL, INPUT, MAIN
+from .loaders import read_run_scores, read_runs
+from .stats import paired_bootstrap_ci
 
 
 def gains_table(summary_csv: str | os.PathLike) -> str:
     """A Markdown table: task, test set, input and full-model PSNR/SSIM and the gain."""
-    import pandas as pd
-
     path = Path(summary_csv)
     try:
         summary = pd.read_csv(path)
@@ -31,8 +34,8 @@ def gains_table(summary_csv: str | os.PathLike) -> str:
     missing = {"task", "dataset", "method", "group", "psnr", "ssim"} - set(summary.columns)
     if missing:
         raise DataError(f"{path}: no column(s) {', '.join(sorted(missing))}")
-    inputs = summary[(summary["group"] == "input") & (summary["method"] == "degraded")]
-    full = summary[(summary["group"] == "main") & (summary["method"] == "full")]
+    inputs = summary[(summary["group"] == INPUT) & (summary["method"] == DEGRADED)]
+    full = summary[(summary["group"] == MAIN) & (summary["method"] == FULL)]
     rows = inputs.merge(full, on=["task", "dataset"], suffixes=("_in", "_full"))
     if rows.empty:
         raise DataError(f"{path}: no test set with both a degraded input row and a main full-model row")
@@ -50,20 +53,17 @@ def gains_table(summary_csv: str | os.PathLike) -> str:
 
 def _gain_intervals(runs_csv: Path) -> dict:
     """{(task, dataset): BootstrapCI of the full model's per-image PSNR minus the input's}."""
-    from .loaders import read_run_scores, read_runs
-    from .stats import paired_bootstrap_ci
-
     if not runs_csv.is_file():
         return {}
     scores = read_run_scores(read_runs(runs_csv))
-    scores = scores[((scores["group"] == "input") & (scores["method"] == "degraded"))
-                    | ((scores["group"] == "main") & (scores["method"] == "full"))]
+    scores = scores[((scores["group"] == INPUT) & (scores["method"] == DEGRADED))
+                    | ((scores["group"] == MAIN) & (scores["method"] == FULL))]
     per_image = scores.groupby(["task", "dataset", "group", "image"])["psnr"].mean().unstack("group")
     intervals = {}
     for (task, dataset), frame in per_image.groupby(level=["task", "dataset"]):
         frame = frame.dropna()
-        if {"input", "main"} <= set(frame.columns) and len(frame) >= 2:
-            intervals[(task, dataset)] = paired_bootstrap_ci(frame["main"].to_numpy(), frame["input"].to_numpy())
+        if {INPUT, MAIN} <= set(frame.columns) and len(frame) >= 2:
+            intervals[(task, dataset)] = paired_bootstrap_ci(frame[MAIN].to_numpy(), frame[INPUT].to_numpy())
     return intervals
 
 

@@ -6,15 +6,18 @@ import os
 from pathlib import Path
 
 from ..atomic import atomic_write_text
+from ..vocabulary import ABLATION_TABLE, COST_TABLE, MAIN_TABLE, TABLE_FORMATS, TASK_ORDER
+
+MAIN_PREFIX = MAIN_TABLE.format(task="")  # "main_": one table per task
 
 # What each output is, by file stem (prefix match for per-task / per-dataset files).
 DESCRIPTIONS = {
-    "main_": "Main results laid out as in the paper: datasets as columns, rows paper / ours / Δ.",
+    MAIN_PREFIX: "Main results laid out as in the paper: datasets as columns, rows paper / ours / Δ.",
     "ablation_visual_": "Ablation variants side by side on the images where they differ most (crops enlarged ×2, "
                         "PSNR per panel).",
-    "ablation": "Mean ± std over seeds, paired bootstrap 95% CI of the difference to the full model, "
-                "parameters, GFLOPs at 256×256 and restore time per image.",
-    "cost": "Hours per trained model from the Snakemake benchmark files.",
+    ABLATION_TABLE: "Mean ± std over seeds, paired bootstrap 95% CI of the difference to the full model, "
+                    "parameters, GFLOPs at 256×256 and restore time per image.",
+    COST_TABLE: "Hours per trained model from the Snakemake benchmark files.",
     "paper_vs_ours": "Paper vs. our reproduction per dataset (Δ written above each dataset).",
     "ablation_bars": "Ablation variants against the full model, with bootstrap CIs.",
     "per_image_psnr": "Per-image PSNR distribution per dataset and method.",
@@ -37,11 +40,8 @@ OTHER_FILES = {
 
 
 # Reading order: the paper's claim first, then how sure we are, then what it cost.
-ORDER = ("main_", "ablation", "cost", "paper_vs_ours", "per_image_psnr", "stage_progression", "training_curves",
+ORDER = (MAIN_PREFIX, ABLATION_TABLE, COST_TABLE, "paper_vs_ours", "per_image_psnr", "stage_progression", "training_curves",
          "ablation_bars", "visual_", "ablation_visual_")
-
-
-TASK_ORDER = ("deraining", "deblurring", "denoising")  # the paper's order
 
 
 def _rank(stem: str) -> tuple[int, int, str]:
@@ -88,7 +88,7 @@ def build_index(study: str, root: str | os.PathLike, *, provenance_md: str | Non
         lines += ["## Tables", ""]
         for md in tables:
             stem = md.stem
-            formats = " · ".join(f"[{ext}](tables/{stem}.{ext})" for ext in ("md", "tex", "csv", "html")
+            formats = " · ".join(f"[{ext}](tables/{stem}.{ext})" for ext in TABLE_FORMATS
                                  if (root / "tables" / f"{stem}.{ext}").exists())
             title, body = split_title(md.read_text())
             lines += [f"### {title or stem}", "", f"{describe(stem)} ({formats})".strip(), "", body, ""]

@@ -1,10 +1,13 @@
 """The report steps of the workflow: tables, figures, comparison grids, model costs, stage scores,
-provenance and the results README.
+the ablation statistics, provenance and the results README.
 
 Each function reads the files it is handed (``summary.csv`` and ``runs.csv`` of the aggregation,
-and ``(fields, path)`` pairs saying what each benchmark, log or stage-score file is about) and
-writes where it is told, so the workflow (``workflow/rules/report.smk`` through
-``workflow/scripts/``) decides every path. Each returns the paths it wrote.
+and ``(fields, path)`` pairs saying what each benchmark, log or stage-score file is about: the
+workflow's scripts take them from the study manifest, :func:`mprnet.report.loaders.manifest_files`)
+and writes where it is told, so the workflow (``workflow/rules/report.smk`` through
+``workflow/scripts/``) decides every path. Each returns the paths it wrote. pandas is imported
+here on purpose; matplotlib (``figures``), torch (``costs``) and the scoring (``stages``) only by
+the steps that draw, count or score.
 """
 
 from __future__ import annotations
@@ -17,8 +20,21 @@ from typing import Mapping, Sequence
 import pandas as pd
 
 from ..atomic import atomic_path, atomic_write_text
+from ..csv_files import read_csv_checked
 from ..errors import ConfigError, DataError
-from .loaders import Files, read_benchmarks, read_run_scores, read_runs, read_summary, read_training_logs, with_fields
+from ..images import IMAGE_EXTENSIONS, read_rgb
+from ..vocabulary import ABLATION, FULL, VISUAL_KINDS, variant_label
+from ..yaml_files import read_yaml_mapping
+from .costs import model_costs_table
+from .index import write_index
+from .loaders import (Files, read_ablation_stats, read_benchmarks, read_run_scores, read_runs, read_summary,
+                      read_training_logs, with_fields)
+from .provenance import collect, to_html, to_markdown
+from .render import write_table
+from .stages import score_stages
+from .stats import ablation_stats
+from .tables import ablation_table as build_ablation_table, cost_table as build_cost_table
+from .tables import main_results_table, precision_note, restore_times
 
 PathLike = str | os.PathLike
 
@@ -29,86 +45,94 @@ def _group(frame: pd.DataFrame | None, group: str) -> pd.DataFrame | None:
     return frame[frame["group"].astype(str) == group]
 
 
+def _other_groups(frame: pd.DataFrame, group: str) -> pd.DataFrame:
+    return frame[frame["group"] != group] if "group" in frame.columns else frame
+
+
 def _ablation_scores(runs: PathLike | None, root: PathLike = ".") -> pd.DataFrame | None:
     """Per-image scores of the ablation runs listed in ``runs.csv``, or None if it has none."""
     if runs is None:
         return None
-    scores = _group(read_run_scores(read_runs(runs, root)), "ablation")
+    scores = _group(read_run_scores(read_runs(runs, root)), ABLATION)
     return scores if scores is not None and not scores.empty else None
 
 
 def main_table(summary: PathLike, task: str, out_dir: PathLike, *, with_average: bool | None = None) -> list[Path]:
     """``main_<task>``: the paper's layout (datasets as columns; paper, ours, Δ and the baselines)."""
-    from .tables import main_results_table, precision_note, write_table
-
-    frame = read_summary(summary)
-    main_rows = frame[frame["group"] != "ablation"] if "group" in frame.columns else frame
+    main_rows = _other_groups(read_summary(summary), ABLATION)
     table = main_results_table(main_rows, task, with_average=with_average)
     table.notes += precision_note(main_rows, task)
     return write_table(table, out_dir)
 
 
-def ablation_table(summary: PathLike, runs: PathLike, model_costs: PathLike | None, restore_benchmarks: Files,
-                   out_dir: PathLike, *, reference: str = "full", n_resamples: int = 10_000, seed: int = 0,
-                   level: float = 0.95, root: PathLike = ".") -> list[Path]:
-    """``ablation``: mean ± std over seeds, paired bootstrap CI of Δ to ``reference``, costs, restore time.
-
-    Raises DataError when ``runs.csv`` lists no ablation run.
-    """
-    from .tables import ablation_stats, ablation_table as table, precision_note, restore_times, write_table
-
-    frame = read_summary(summary)
+def ablation_statistics(runs: PathLike, out: PathLike, *, reference: str = FULL, n_resamples: int = 10_000,
+                        seed: int = 0, level: float = 0.95, root: PathLike = ".") -> list[Path]:
+    """``tables/ablation_stats.csv``: :func:`mprnet.report.stats.ablation_stats` of the ablation runs of
+    ``runs.csv``, once for the ablation table and its figure (every float written exactly, read back
+    by :func:`mprnet.report.loaders.read_ablation_stats`). Raises DataError when it lists no ablation run."""
     ablation = _ablation_scores(runs, root)
     if ablation is None:
         raise DataError(f"{runs}: no ablation runs to tabulate")
     stats = ablation_stats(ablation, reference=reference, n_resamples=n_resamples, level=level, seed=seed)
+    with atomic_path(out) as tmp:
+        stats.to_csv(tmp, index=False)  # repr of every float: exact through read_ablation_stats
+    return [Path(out)]
+
+
+def ablation_table(summary: PathLike, stats: PathLike, runs: PathLike, model_costs: PathLike | None,
+                   restore_benchmarks: Files, out_dir: PathLike, *, reference: str = FULL, n_resamples: int = 10_000,
+                   level: float = 0.95, root: PathLike = ".") -> list[Path]:
+    """``ablation``: mean ± std over seeds, paired bootstrap CI of Δ to ``reference`` (``stats``, the
+    file of :func:`ablation_statistics`, made with ``n_resamples`` and ``level``), parameters, GFLOPs
+    and restore time per image (the ablation runs' per-image scores of ``runs.csv`` give the counts).
+
+    Raises DataError when ``runs.csv`` lists no ablation run.
+    """
+    frame = read_summary(summary)
+    ablation = _ablation_scores(runs, root)
+    if ablation is None:
+        raise DataError(f"{runs}: no ablation runs to tabulate")
     costs = pd.read_csv(model_costs) if model_costs else None
-    if costs is not None and "group" in costs.columns and (costs["group"].astype(str) == "ablation").any():
-        costs = _group(costs, "ablation")
+    if costs is not None and "group" in costs.columns and (costs["group"].astype(str) == ABLATION).any():
+        costs = _group(costs, ABLATION)
     files = list(restore_benchmarks)
-    times = restore_times(_group(read_benchmarks(files), "ablation"), ablation) if files else None
-    made = table(stats, model_costs=costs, restore_times=times, reference=reference, level=level,
-                 n_resamples=n_resamples)
+    times = restore_times(_group(read_benchmarks(files), ABLATION), ablation) if files else None
+    made = build_ablation_table(read_ablation_stats(stats), model_costs=costs, restore_times=times,
+                                reference=reference, level=level, n_resamples=n_resamples)
     for task in dict.fromkeys(ablation["task"]):
-        made.notes += precision_note(frame, task, "ablation")
+        made.notes += precision_note(frame, task, ABLATION)
     return write_table(made, out_dir)
 
 
 def cost_table(train_benchmarks: Files, out_dir: PathLike, *, device: str = "") -> list[Path]:
     """``cost``: hours per trained model from the train rules' benchmark files."""
-    from .tables import cost_table as table, write_table
-
-    return write_table(table(read_benchmarks(train_benchmarks), device=device), out_dir)
+    return write_table(build_cost_table(read_benchmarks(train_benchmarks), device=device), out_dir)
 
 
-def study_figures(summary: PathLike, runs: PathLike | None, out_dir: PathLike, *, training_logs: Files = (),
-                  stage_scores: Files = (), reference: str = "full", n_resamples: int = 10_000, seed: int = 0,
+def study_figures(summary: PathLike, runs: PathLike | None, out_dir: PathLike, *, ablation_stats: PathLike | None = None,
+                  training_logs: Files = (), stage_scores: Files = (), reference: str = FULL,
                   root: PathLike = ".") -> list[Path]:
-    """The study figures (``layout.FIGURES``) as PNG and PDF; a figure without data says so."""
-    from . import figures
-    from .tables import ablation_stats
+    """The study figures (``vocabulary.FIGURES``) as PNG and PDF; a figure without data says so.
+    ``ablation_stats``: the file of :func:`ablation_statistics` (None: the study has no ablations)."""
+    from . import figures  # matplotlib: only the jobs that draw
 
     frame = read_summary(summary)
     scores = read_run_scores(read_runs(runs, root)) if runs else None
     made = {"paper_vs_ours": figures.paper_vs_ours(frame)}
-    ablation = _group(scores, "ablation")
-    if ablation is not None and not ablation.empty:
-        stats = ablation_stats(ablation, reference=reference, n_resamples=n_resamples, seed=seed)
-        made["ablation_bars"] = figures.ablation_bars(stats, reference=reference)
+    if ablation_stats is not None:
+        made["ablation_bars"] = figures.ablation_bars(read_ablation_stats(ablation_stats), reference=reference)
     else:
-        made["ablation_bars"] = figures._empty("This study has no ablations.")
+        made["ablation_bars"] = figures.empty_figure("This study has no ablations.")
     if scores is not None:
-        main = scores[scores["group"] != "ablation"] if "group" in scores.columns else scores
-        made["per_image_psnr"] = figures.per_image_distributions(main)
+        made["per_image_psnr"] = figures.per_image_distributions(_other_groups(scores, ABLATION))
     else:
-        made["per_image_psnr"] = figures._empty("No per-image scores given (runs.csv).")
+        made["per_image_psnr"] = figures.empty_figure("No per-image scores given (runs.csv).")
     made["training_curves"] = figures.training_curves(_training_logs(training_logs))
     stages = _stage_scores(stage_scores)
     if stages is not None:
-        main_stages = stages[stages["group"] != "ablation"] if "group" in stages.columns else stages
-        made["stage_progression"] = figures.stage_progression(main_stages, frame)
+        made["stage_progression"] = figures.stage_progression(_other_groups(stages, ABLATION), frame)
     else:
-        made["stage_progression"] = figures._empty("No stage outputs given (restore --save-stages).")
+        made["stage_progression"] = figures.empty_figure("No stage outputs given (restore --save-stages).")
     return [path for name, fig in made.items() for path in figures.save_figure(fig, Path(out_dir) / name)]
 
 
@@ -119,8 +143,6 @@ def _training_logs(files: Files) -> pd.DataFrame:
     (``model.overrides.num_stages``, default 3), so the figure can compare variants per stage.
     A missing log is skipped with a warning (a run trained elsewhere may come with its weights only).
     """
-    from ..yaml_files import read_yaml_mapping
-
     frames = []
     for fields, path in files:
         frame = read_training_logs([(fields, path)], missing_ok=True)
@@ -136,15 +158,13 @@ def _training_logs(files: Files) -> pd.DataFrame:
 
 
 def _stage_scores(files: Files) -> pd.DataFrame | None:
-    from ..csv_files import read_csv_checked
-
     frames = [with_fields(read_csv_checked(path, ("image", "stage", "psnr"), "stage score"), fields)
               for fields, path in files]
     if not frames:
         return None
     frame = pd.concat(frames, ignore_index=True)
     if "method" not in frame.columns:
-        frame["method"] = "full"
+        frame["method"] = FULL
     return frame
 
 
@@ -154,6 +174,13 @@ def _image_scores(csv: PathLike) -> pd.DataFrame:
     return frame
 
 
+def visual_title(kind: str, task: str, dataset: str) -> str:
+    """The title of a comparison grid of ``kind`` (``vocabulary.VISUAL_KINDS``)."""
+    if VISUAL_KINDS[kind] == ABLATION:
+        return f"Ablation ({task}): {dataset}"
+    return f"{task}: {dataset}"
+
+
 def visual_grid(inputs: PathLike, targets: PathLike, methods: Sequence[tuple[str, PathLike, PathLike]],
                 out_stem: PathLike, *, input_scores: PathLike | None = None, n_images: int = 3,
                 title: str = "") -> list[Path]:
@@ -161,9 +188,7 @@ def visual_grid(inputs: PathLike, targets: PathLike, methods: Sequence[tuple[str
     differ most (one method: its hardest images). ``methods``: (name, restored folder, per-image
     scores CSV). Writes ``<out_stem>.png`` and ``.pdf``. Raises ConfigError without methods,
     DataError when an image is missing from a folder."""
-    from ..images import read_rgb
-    from . import figures
-    from .tables import variant_label
+    from . import figures  # matplotlib: only the jobs that draw
 
     if not methods:
         raise ConfigError("a comparison grid needs at least one method")
@@ -188,8 +213,6 @@ def visual_grid(inputs: PathLike, targets: PathLike, methods: Sequence[tuple[str
 
 
 def _find(folder: PathLike, stem: str) -> Path:
-    from ..images import IMAGE_EXTENSIONS
-
     for ext in IMAGE_EXTENSIONS:
         path = Path(folder) / f"{stem}{ext}"
         if path.exists():
@@ -199,8 +222,6 @@ def _find(folder: PathLike, stem: str) -> Path:
 
 def model_costs(specs: Sequence[Mapping], out: PathLike, *, size: tuple[int, int] = (256, 256)) -> list[Path]:
     """CSV of parameters and GFLOPs at ``size`` of each model spec (:meth:`Study.model_specs`)."""
-    from .costs import model_costs_table
-
     table = model_costs_table(list(specs), tuple(size))
     with atomic_path(out) as tmp:
         table.to_csv(tmp, index=False)
@@ -210,8 +231,6 @@ def model_costs(specs: Sequence[Mapping], out: PathLike, *, size: tuple[int, int
 
 def stage_scores(restored: PathLike, targets: PathLike, protocol: str, out: PathLike) -> list[Path]:
     """Per-image PSNR/SSIM of each stage output of ``restore --save-stages`` (CSV: image, stage, psnr, ssim)."""
-    from .stages import score_stages
-
     table = score_stages(restored, targets, protocol)
     with atomic_path(out) as tmp:
         table.to_csv(tmp, index=False, float_format="%.6f")
@@ -222,8 +241,6 @@ def stage_scores(restored: PathLike, targets: PathLike, protocol: str, out: Path
 def provenance(config: Mapping | None, out_json: PathLike, *, markdown: PathLike | None = None,
                html: PathLike | None = None) -> list[Path]:
     """Git commit, package versions, devices and the hash of ``config`` (the study section)."""
-    from .provenance import collect, to_html, to_markdown
-
     record = collect(dict(config) if config is not None else None)
     written = [Path(out_json)]
     atomic_write_text(out_json, json.dumps(record, indent=2, sort_keys=True) + "\n")
@@ -237,8 +254,5 @@ def provenance(config: Mapping | None, out_json: PathLike, *, markdown: PathLike
 def results_index(study: str, root: PathLike, out: PathLike | None = None, *,
                   provenance_json: PathLike | None = None) -> list[Path]:
     """``results/<study>/README.md`` indexing every table, figure and record under ``root``."""
-    from .index import write_index
-    from .provenance import to_markdown
-
     prov_md = to_markdown(json.loads(Path(provenance_json).read_text())) if provenance_json else None
     return [Path(write_index(study, root, out, provenance_md=prov_md))]

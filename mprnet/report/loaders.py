@@ -1,8 +1,9 @@
 """Read the study's files into tidy DataFrames, whatever folder layout the workflow chose.
 
-File locations are never derived here: each reader takes the files the rule hands it as
+File locations are never derived here: each reader takes the files it is handed as
 ``(fields, path)`` pairs, where ``fields`` is what the file is about (e.g. a run's ``group``,
-``task``, ``variant``, ``seed`` and a ``dataset``); the fields become columns.
+``task``, ``variant``, ``seed`` and a ``dataset``); the fields become columns. The workflow's
+report jobs take those pairs from the study manifest (:func:`manifest_files`).
 """
 
 from __future__ import annotations
@@ -16,9 +17,8 @@ import pandas as pd
 
 from ..csv_files import read_csv_checked
 from ..errors import DataError
-
-SUMMARY_COLUMNS = ("task", "dataset", "method", "psnr", "ssim", "n_images")
-SCORE_COLUMNS = ("image", "psnr", "ssim")
+from ..vocabulary import RUNS_REQUIRED, SCORE_COLUMNS, SUMMARY_REQUIRED
+from ..yaml_files import read_yaml_mapping
 
 # Column names other writers may use for the same quantity; the first one present wins.
 TRAINING_LOG_ALIASES = {
@@ -50,7 +50,7 @@ def with_fields(frame: pd.DataFrame, fields: Mapping[str, object]) -> pd.DataFra
 
 def read_summary(path: str | os.PathLike) -> pd.DataFrame:
     """``summary.csv``: one row per (task, dataset, method[, seed]); see the report issue."""
-    frame = read_csv_checked(path, SUMMARY_COLUMNS, "summary")
+    frame = read_csv_checked(path, SUMMARY_REQUIRED, "summary")
     for col in ("task", "dataset", "method"):
         frame[col] = frame[col].astype(str)
     return frame
@@ -122,12 +122,9 @@ def read_training_logs(files: Files, *, missing_ok: bool = False) -> pd.DataFram
     return pd.concat(frames, ignore_index=True)
 
 
-RUNS_COLUMNS = ("task", "dataset", "method", "group", "seed", "scores")
-
-
 def read_runs(path: str | os.PathLike, root: str | os.PathLike = ".") -> pd.DataFrame:
     """``runs.csv`` of the aggregation (one row per scored run, ``scores`` = per-image CSV path)."""
-    frame = read_csv_checked(path, RUNS_COLUMNS, "runs")
+    frame = read_csv_checked(path, RUNS_REQUIRED, "runs")
     for col in ("task", "dataset", "method", "group"):
         frame[col] = frame[col].astype(str)
     frame["scores_path"] = [str(Path(root, p)) for p in frame["scores"]]
@@ -146,3 +143,27 @@ def read_run_scores(runs: pd.DataFrame) -> pd.DataFrame:
     if not frames:
         return pd.DataFrame(columns=["task", "dataset", "method", "group", "seed", *SCORE_COLUMNS])
     return pd.concat(frames, ignore_index=True)
+
+
+def manifest_files(manifest: str | os.PathLike, key: str) -> list[tuple[dict, str]]:
+    """The ``(fields, path)`` pairs of one list of the study manifest (``results/<study>/study.yaml``,
+    :meth:`mprnet.study.targets.Targets.manifest_record`; ``key``: a ``vocabulary.MANIFEST_*`` name).
+    Raises DataError naming the file when it has no such list."""
+    entries = read_yaml_mapping(manifest, missing="no such study manifest").get(key)
+    if not isinstance(entries, list):
+        raise DataError(f"{manifest}: not a study manifest with a {key!r} list")
+    return [({k: v for k, v in entry.items() if k != "path"}, entry["path"]) for entry in entries]
+
+
+ABLATION_STATS_TEXT = {"task": str, "dataset": str, "method": str}
+
+
+# pandas 3 parses floats exactly (and deprecates the option); pandas 2 does with round_trip.
+EXACT_FLOATS = {} if int(pd.__version__.split(".")[0]) >= 3 else {"float_precision": "round_trip"}
+
+
+def read_ablation_stats(path: str | os.PathLike) -> pd.DataFrame:
+    """The ablation statistics written by :func:`mprnet.report.jobs.ablation_statistics`, every float
+    read back exactly as computed (written as its shortest repr)."""
+    return read_csv_checked(path, ("task", "dataset", "method", "psnr_mean", "dpsnr"), "ablation statistics",
+                            dtype=ABLATION_STATS_TEXT, **EXACT_FLOATS)

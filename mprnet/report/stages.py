@@ -18,6 +18,7 @@ import pandas as pd
 
 from ..errors import DataError
 from ..images import list_images
+from ..metrics import score_folders
 
 _STAGE_NAME = re.compile(r"^(?P<stem>.+)_stage(?P<k>\d+)$")
 
@@ -47,8 +48,6 @@ def stage_files(output_dir: str | os.PathLike) -> dict[int, dict[str, Path]]:
 
 def score_stages(output_dir: str | os.PathLike, target_dir: str | os.PathLike, protocol: str) -> pd.DataFrame:
     """Per image and stage: image, stage, n_stages, psnr, ssim (stage n_stages is the final output)."""
-    from ..metrics import score_folders
-
     stages = stage_files(output_dir)
     frames = []
     with tempfile.TemporaryDirectory(prefix="mprnet-stages-") as tmp:

@@ -1,264 +1,30 @@
-"""Paper-style tables as pure functions of DataFrames, written as Markdown, LaTeX and CSV.
+"""The paper-style tables, each built as a :class:`~mprnet.report.table.Table` from DataFrames.
 
-Every number comes from ``summary.csv`` (main table), the per-image scores (ablation table)
-or the Snakemake benchmark files (cost table); nothing is typed in. Layouts follow the
-MPRNet paper: datasets as columns with PSNR and SSIM under each, and for deraining an
-"Average" column that is the mean of the five dataset means (paper, Table 1).
+Every number comes from ``summary.csv`` (main table), the ablation statistics (ablation table,
+:func:`mprnet.report.stats.ablation_stats`) or the Snakemake benchmark files (cost table); nothing
+is typed in. Layouts follow the MPRNet paper: datasets as columns with PSNR and SSIM under each,
+and for deraining an "Average" column that is the mean of the five dataset means (paper, Table 1).
+:mod:`.render` writes them.
 """
 
 from __future__ import annotations
 
-import math
-import os
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Iterable, Sequence
-
 import numpy as np
 import pandas as pd
 
-from ..atomic import atomic_write_text
 from ..errors import DataError
-from .stats import mean_std, paired_bootstrap_ci
-
-# Methods that are not a model we trained: they never enter the ablation.
-NOT_TRAINED = ("degraded", "paper", "official_weights", "released_results")
-METHOD_LABELS = {
-    "degraded": "Input (degraded)",
-    "paper": "Paper",
-    "full": "Ours",
-    "official_weights": "Official weights",
-    "released_results": "Released results",
-}
-VARIANT_LABELS = {
-    "full": "MPRNet (full)",
-    "no_sam": "w/o SAM",
-    "no_csff": "w/o CSFF",
-    "single_stage": "1 stage",
-    "two_stage": "2 stages",
-}
-# Column order of the paper's tables; datasets not listed follow in alphabetical order.
-DATASET_ORDER = (
-    "Test100", "Rain100H", "Rain100L", "Test2800", "Test1200",
-    "GoPro", "HIDE", "RealBlur-R", "RealBlur-J",
-    "SIDD", "DND",
-)
-AVERAGE = "Average"
-METRICS = ("psnr", "ssim")
-METRIC_LABELS = {"psnr": "PSNR", "ssim": "SSIM"}
-DIGITS = {"psnr": 2, "ssim": 3}
-
-
-def method_label(method: str) -> str:
-    return METHOD_LABELS.get(method, VARIANT_LABELS.get(method, method))
-
-
-def variant_label(method: str) -> str:
-    return VARIANT_LABELS.get(method, method)
-
-
-def order_datasets(datasets: Iterable[str]) -> list[str]:
-    rank = {name: i for i, name in enumerate(DATASET_ORDER)}
-    unique = list(dict.fromkeys(datasets))
-    return sorted(unique, key=lambda d: (rank.get(d, len(rank)), d))
-
-
-# --------------------------------------------------------------------------------------------
-# The table object and its three renderings
-
-
-@dataclass
-class Table:
-    """A rendered table: formatted cells for Markdown/LaTeX, raw numbers for CSV.
-
-    ``header`` is a list of (group, label) per column after the first (row-label) column;
-    columns sharing a non-empty group get one spanning group header (LaTeX) or a
-    "group label" heading (Markdown, which has a single header row).
-    """
-
-    name: str
-    title: str
-    row_header: str
-    header: list[tuple[str, str]]
-    rows: list[tuple[str, list[str]]]
-    data: pd.DataFrame
-    notes: list[str] = field(default_factory=list)
-    rules_before: set[int] = field(default_factory=set)  # row indices preceded by \midrule
-
-    @property
-    def n_columns(self) -> int:
-        return 1 + len(self.header)
-
-
-def format_number(value: float, digits: int, *, signed: bool = False) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "–"
-    value = round(float(value), digits) + 0.0  # no "−0.00": a value that rounds to zero has no sign
-    text = f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
-    return text.replace("-", "−")
-
-
-def format_count(value: float) -> str:
-    """Parameter counts readable at both scales: 20.13 M for the paper's models, 99.3 k for the demo's."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "–"
-    if value >= 1e6:
-        return f"{value / 1e6:.2f} M"
-    if value >= 1e3:
-        return f"{value / 1e3:.1f} k"
-    return f"{int(value)}"
-
-
-def format_duration(seconds: float) -> str:
-    if seconds is None or (isinstance(seconds, float) and math.isnan(seconds)):
-        return "–"
-    total = int(round(seconds))
-    return f"{total // 3600}:{total % 3600 // 60:02d}:{total % 60:02d}"
-
-
-def format_mean_std(mean: float, std: float, digits: int) -> str:
-    if math.isnan(mean):
-        return "–"
-    if math.isnan(std):
-        return format_number(mean, digits)
-    return f"{format_number(mean, digits)} ± {format_number(std, digits)}"
-
-
-def format_ci(mean: float, low: float, high: float, digits: int) -> str:
-    if math.isnan(mean):
-        return "–"
-    if math.isnan(low):
-        return format_number(mean, digits, signed=True)
-    return f"{format_number(mean, digits, signed=True)} [{format_number(low, digits, signed=True)}, {format_number(high, digits, signed=True)}]"
-
-
-def to_markdown(table: Table) -> str:
-    heads = [table.row_header] + [f"{g} {l}".strip() for g, l in table.header]
-    lines = [f"**{table.title}**", ""]
-    lines.append("| " + " | ".join(heads) + " |")
-    lines.append("|" + "|".join([":---"] + ["---:"] * len(table.header)) + "|")
-    for label, cells in table.rows:
-        lines.append("| " + " | ".join([_md_escape(label)] + [_md_escape(c) for c in cells]) + " |")
-    if table.notes:
-        lines.append("")
-        lines.append(" ".join(table.notes))
-    return "\n".join(lines) + "\n"
-
-
-def _md_escape(text: str) -> str:
-    return text.replace("|", "\\|")
-
-
-_LATEX_SPECIAL = {
-    "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
-    "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
-}
-_LATEX_UNICODE = {"±": r"$\pm$", "−": "$-$", "Δ": r"$\Delta$", "–": "--", "×": r"$\times$", "≥": r"$\geq$"}
-
-
-def latex_escape(text: str) -> str:
-    out = "".join(_LATEX_SPECIAL.get(ch, ch) for ch in text)
-    for uni, tex in _LATEX_UNICODE.items():
-        out = out.replace(uni, tex)
-    return out
-
-
-def to_latex(table: Table) -> str:
-    """A booktabs ``table`` float; every row has exactly ``n_columns`` cells."""
-    spec = "l" + "r" * len(table.header)
-    lines = [
-        r"\begin{table}[t]",
-        r"\centering",
-        rf"\caption{{{latex_escape(table.title)}}}",
-        rf"\label{{tab:{table.name}}}",
-        rf"\begin{{tabular}}{{{spec}}}",
-        r"\toprule",
-    ]
-    groups = _group_spans(table.header)
-    if any(g for g, _, _ in groups):
-        cells = [""]
-        rules = []
-        for group, start, width in groups:
-            col = start + 2  # LaTeX columns are 1-based and column 1 holds the row labels
-            if group and width > 1:
-                cells.append(rf"\multicolumn{{{width}}}{{c}}{{{latex_escape(group)}}}")
-                rules.append(rf"\cmidrule(lr){{{col}-{col + width - 1}}}")
-            else:
-                cells.extend([latex_escape(group)] * width if width == 1 else [""] * width)
-        lines.append(" & ".join(cells) + r" \\")
-        if rules:
-            lines.append(" ".join(rules))
-    lines.append(" & ".join([latex_escape(table.row_header)] + [latex_escape(l) for _, l in table.header]) + r" \\")
-    lines.append(r"\midrule")
-    for i, (label, cells) in enumerate(table.rows):
-        if i in table.rules_before and i > 0:
-            lines.append(r"\midrule")
-        lines.append(" & ".join([latex_escape(label)] + [latex_escape(c) for c in cells]) + r" \\")
-    lines.append(r"\bottomrule")
-    lines.append(r"\end{tabular}")
-    if table.notes:
-        lines.append(r"\par\smallskip{\footnotesize " + latex_escape(" ".join(table.notes)) + "}")
-    lines.append(r"\end{table}")
-    return "\n".join(lines) + "\n"
-
-
-def _group_spans(header: Sequence[tuple[str, str]]) -> list[tuple[str, int, int]]:
-    spans: list[tuple[str, int, int]] = []
-    for i, (group, _) in enumerate(header):
-        if spans and group and spans[-1][0] == group:
-            g, start, width = spans[-1]
-            spans[-1] = (g, start, width + 1)
-        else:
-            spans.append((group, i, 1))
-    return spans
-
-
-HTML_STYLE = (
-    "body{font-family:sans-serif;margin:1em}table{border-collapse:collapse}"
-    "caption{font-weight:bold;text-align:left;margin-bottom:.4em}"
-    "th,td{padding:.25em .7em;text-align:right}th:first-child,td:first-child{text-align:left}"
-    "thead tr:last-child th{border-bottom:1px solid #000}table{border-top:2px solid #000;border-bottom:2px solid #000}"
-    "tr.rule td{border-top:1px solid #888}p.notes{font-size:90%;color:#333;max-width:60em}"
-)
-
-
-def to_html(table: Table) -> str:
-    """A standalone HTML page (the Snakemake report shows HTML results inline)."""
-    import html
-
-    esc = html.escape
-    groups = _group_spans(table.header)
-    head = []
-    if any(g for g, _, _ in groups):
-        head.append("<tr><th></th>" + "".join(f'<th colspan="{w}" style="text-align:center">{esc(g)}</th>'
-                                               for g, _, w in groups) + "</tr>")
-    head.append(f"<tr><th>{esc(table.row_header)}</th>" + "".join(f"<th>{esc(l)}</th>" for _, l in table.header) + "</tr>")
-    body = []
-    for i, (label, cells) in enumerate(table.rows):
-        cls = ' class="rule"' if i in table.rules_before and i > 0 else ""
-        body.append(f"<tr{cls}><td>{esc(label)}</td>" + "".join(f"<td>{esc(c)}</td>" for c in cells) + "</tr>")
-    notes = f'<p class="notes">{esc(" ".join(table.notes))}</p>' if table.notes else ""
-    return (f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>{esc(table.title)}</title>'
-            f"<style>{HTML_STYLE}</style></head><body>\n<table><caption>{esc(table.title)}</caption>\n"
-            f"<thead>{''.join(head)}</thead>\n<tbody>\n" + "\n".join(body) + f"\n</tbody></table>\n{notes}\n</body></html>\n")
-
-
-TABLE_FORMATS = ("md", "tex", "csv", "html")
-
-
-def write_table(table: Table, out_dir: str | os.PathLike) -> list[Path]:
-    """Write ``<name>.{md,tex,csv,html}`` into ``out_dir`` (atomically); the CSV holds raw numbers."""
-    out_dir = Path(out_dir)
-    paths = [out_dir / f"{table.name}.{ext}" for ext in TABLE_FORMATS]
-    atomic_write_text(paths[0], to_markdown(table))
-    atomic_write_text(paths[1], to_latex(table))
-    atomic_write_text(paths[2], table.data.to_csv(index=False, float_format="%.10g"))
-    atomic_write_text(paths[3], to_html(table))
-    return paths
+from ..vocabulary import (ABLATION, ABLATION_TABLE, AVERAGE, COST_TABLE, DIGITS, FULL, MAIN_METHODS, MAIN_TABLE,
+                          METRIC_LABELS, METRICS, NOT_TRAINED, OFFICIAL_WEIGHTS, PAPER, RELEASED_RESULTS,
+                          method_label, order_datasets, variant_label)
+from .table import Table, format_ci, format_count, format_duration, format_mean_std, format_number
 
 
 # --------------------------------------------------------------------------------------------
 # Main results, laid out like the paper
+
+# The difference rows of a main table: the method they follow, their row name and label.
+DELTA_ROWS = {FULL: "delta_full_paper", OFFICIAL_WEIGHTS: "delta_official_paper"}
+DELTA_LABELS = {"delta_full_paper": "Δ (ours − paper)", "delta_official_paper": "Δ (official − paper)"}
 
 
 def seed_means(summary: pd.DataFrame) -> pd.DataFrame:
@@ -270,7 +36,7 @@ def seed_means(summary: pd.DataFrame) -> pd.DataFrame:
     """
     frame = summary.copy()
     if "group" in frame.columns:
-        frame = frame[frame["group"].astype(str) != "ablation"]
+        frame = frame[frame["group"].astype(str) != ABLATION]
     grouped = frame.groupby(["task", "dataset", "method"], sort=False, dropna=False)
     out = grouped[list(METRICS)].mean()
     if "seed" in frame.columns:
@@ -294,13 +60,13 @@ def main_results(summary: pd.DataFrame, task: str, *, with_average: bool | None 
     if sub.empty:
         raise DataError(f"summary has no rows for task {task!r} (tasks: {', '.join(sorted(summary['task'].unique()))})")
     sub = seed_means(sub[sub["dataset"] != AVERAGE])
-    ours = set(sub.loc[sub["method"] != "paper", "dataset"])
-    paper = set(sub.loc[sub["method"] == "paper", "dataset"])
+    ours = set(sub.loc[sub["method"] != PAPER, "dataset"])
+    paper = set(sub.loc[sub["method"] == PAPER, "dataset"])
     # Show the paper's other datasets only in a study that shares some with it (not the demo).
     datasets = order_datasets(ours | paper if ours & paper else ours or paper)
     sub = sub[sub["dataset"].isin(datasets)]
 
-    methods = [m for m in ("degraded", "paper", "full", "official_weights", "released_results") if m in set(sub["method"])]
+    methods = [m for m in MAIN_METHODS if m in set(sub["method"])]
     methods += sorted(set(sub["method"]) - set(methods) - set(NOT_TRAINED))  # e.g. ablations on this task
     wide = sub.pivot_table(index="method", columns="dataset", values=list(METRICS), aggfunc="mean", dropna=False)
     wide = wide.swaplevel(0, 1, axis=1)
@@ -315,21 +81,20 @@ def main_results(summary: pd.DataFrame, task: str, *, with_average: bool | None 
     parts = []
     for method in table.index:
         parts.append(table.loc[[method]])
-        delta = {"full": "delta_full_paper", "official_weights": "delta_official_paper"}.get(method)
-        if delta and "paper" in table.index:
-            parts.append((table.loc[[method]] - table.loc["paper"].to_numpy()).rename(index={method: delta}))
+        delta = DELTA_ROWS.get(method)
+        if delta and PAPER in table.index:
+            parts.append((table.loc[[method]] - table.loc[PAPER].to_numpy()).rename(index={method: delta}))
     return pd.concat(parts)
 
 
-DELTA_LABELS = {"delta_full_paper": "Δ (ours − paper)", "delta_official_paper": "Δ (official − paper)"}
 
 
 def main_results_table(summary: pd.DataFrame, task: str, *, with_average: bool | None = None) -> Table:
     numbers = main_results(summary, task, with_average=with_average)
-    seeds = seed_means(summary[(summary["task"] == task) & (summary["method"] == "full")])["n_seeds"]
+    seeds = seed_means(summary[(summary["task"] == task) & (summary["method"] == FULL)])["n_seeds"]
     header = [(str(d), METRIC_LABELS[m]) for d, m in numbers.columns]
     rows = []
-    rules = {i for i, m in enumerate(numbers.index) if i and m in ("full", "official_weights", "released_results")}
+    rules = {i for i, m in enumerate(numbers.index) if i and m in (FULL, OFFICIAL_WEIGHTS, RELEASED_RESULTS)}
     for method, values in numbers.iterrows():
         delta = method in DELTA_LABELS
         cells = [format_number(values[(d, m)], DIGITS[m], signed=delta) for d, m in numbers.columns]
@@ -343,8 +108,8 @@ def main_results_table(summary: pd.DataFrame, task: str, *, with_average: bool |
     if AVERAGE in numbers.columns.get_level_values(0):
         notes.append("Average: mean of the dataset means, as in the paper.")
     return Table(
-        name=f"main_{task}",
-        title=f"{task.capitalize()}: " + ("paper vs. our reproduction" if "paper" in numbers.index else "our results"),
+        name=MAIN_TABLE.format(task=task),
+        title=f"{task.capitalize()}: " + ("paper vs. our reproduction" if PAPER in numbers.index else "our results"),
         row_header="Method", header=header, rows=rows, data=data.reset_index(drop=True), notes=notes,
         rules_before=rules,
     )
@@ -387,69 +152,15 @@ def precision_note(summary: pd.DataFrame, task: str, group: str | None = None) -
 # Ablation: mean ± std over seeds, paired bootstrap CI of the difference to the full model
 
 
-def ablation_stats(
-    scores: pd.DataFrame,
-    *,
-    reference: str = "full",
-    methods: Sequence[str] | None = None,
-    n_resamples: int = 10_000,
-    level: float = 0.95,
-    seed: int = 0,
-) -> pd.DataFrame:
-    """Per (task, dataset, method): mean ± std over seeds and the paired-bootstrap Δ to ``reference``.
-
-    ``scores`` is the stacked per-image table (task, dataset, method, [seed,] image, psnr, ssim).
-    Each seed's dataset mean gives the mean ± std. For the CI each image's score is first
-    averaged over seeds, then paired with the reference's score of the same image.
-    """
-    frame = scores.copy()
-    if "seed" not in frame.columns:
-        frame["seed"] = 0
-    if methods is None:
-        methods = [m for m in frame["method"].unique() if m not in NOT_TRAINED]
-    methods = list(dict.fromkeys([reference, *methods]))
-    frame = frame[frame["method"].isin(methods)]
-    rows = []
-    for (task, dataset), group in frame.groupby(["task", "dataset"], sort=False):
-        if reference not in set(group["method"]):
-            raise DataError(f"ablation on {task}/{dataset}: no per-image scores for the reference {reference!r}")
-        per_image = group.groupby(["method", "image"])[list(METRICS)].mean()
-        ref = per_image.loc[reference]
-        for method in [m for m in methods if m in set(group["method"])]:
-            m_rows = group[group["method"] == method]
-            per_seed = m_rows.groupby("seed")[list(METRICS)].mean()
-            row = {"task": task, "dataset": dataset, "method": method,
-                   "n_seeds": len(per_seed), "n_images": m_rows["image"].nunique()}
-            img = per_image.loc[method]
-            if set(img.index) != set(ref.index):
-                raise DataError(
-                    f"ablation on {task}/{dataset}: {method!r} and {reference!r} were scored on different images "
-                    f"({len(set(img.index) ^ set(ref.index))} differ)"
-                )
-            img = img.loc[ref.index]
-            for metric in METRICS:
-                mean, std, _ = mean_std(per_seed[metric])
-                row[f"{metric}_mean"], row[f"{metric}_std"] = mean, std
-                if method == reference:
-                    ci_mean = ci_low = ci_high = float("nan")
-                else:
-                    ci = paired_bootstrap_ci(img[metric].to_numpy(), ref[metric].to_numpy(),
-                                             n_resamples=n_resamples, level=level, seed=seed)
-                    ci_mean, ci_low, ci_high = ci.mean, ci.low, ci.high
-                row[f"d{metric}"], row[f"d{metric}_low"], row[f"d{metric}_high"] = ci_mean, ci_low, ci_high
-            rows.append(row)
-    return pd.DataFrame(rows)
-
-
 def ablation_table(
     stats: pd.DataFrame,
     *,
     model_costs: pd.DataFrame | None = None,
     restore_times: pd.DataFrame | None = None,
-    reference: str = "full",
+    reference: str = FULL,
     level: float = 0.95,
     n_resamples: int = 10_000,
-    name: str = "ablation",
+    name: str = ABLATION_TABLE,
 ) -> Table:
     """Rows = (dataset, variant); parameters/GFLOPs join on (task, method), time on (task, dataset, method)."""
     data = stats.copy()
@@ -514,7 +225,7 @@ def restore_times(benchmarks: pd.DataFrame, scores: pd.DataFrame) -> pd.DataFram
 # Cost: hours per trained model
 
 
-def cost_table(benchmarks: pd.DataFrame, *, device: str = "", name: str = "cost") -> Table:
+def cost_table(benchmarks: pd.DataFrame, *, device: str = "", name: str = COST_TABLE) -> Table:
     """One row per trained model (task, method, seed) from its training rule's benchmark file.
 
     Snakemake records the last attempt only: a job retried after preemption reports the

@@ -26,28 +26,27 @@ import math
 from pathlib import Path
 from typing import Any
 
+from ..atomic import atomic_path, atomic_write_text
 from ..csv_files import read_csv_checked
 from ..errors import ConfigError, DataError
-
-SUMMARY_COLUMNS = ["task", "dataset", "method", "psnr", "ssim", "n_images", "group", "n_seeds",
-                   "psnr_std", "ssim_std", "precision", "train_precision"]
-GROUP_ORDER = ["paper", "input", "official_weights", "released_results", "main", "ablation"]
-AVERAGE = "Average"
+from ..metrics.scoring import check_scores
+from ..precision import trained_precision
+from ..vocabulary import (AVERAGE, GROUP_ORDER, INPUT, MAIN, MANIFEST_SCORES, PAPER, RUNS_COLUMNS, SCORE_COLUMNS,
+                          SUMMARY_COLUMNS)
+from ..yaml_files import read_yaml_mapping
 
 
 def read_scores(path: str | Path):
     """A per-image score CSV (columns image, psnr, ssim) as a DataFrame; clear error if unusable."""
     import pandas as pd
 
-    frame = read_csv_checked(path, ("image", "psnr", "ssim"), "per-image score")
+    frame = read_csv_checked(path, SCORE_COLUMNS, "per-image score")
     if frame.empty:
         raise DataError(f"{path}: no images scored")
     for column in ("psnr", "ssim"):
         if not pd.api.types.is_numeric_dtype(frame[column]):
             bad = frame.loc[pd.to_numeric(frame[column], errors="coerce").isna(), column].iloc[0]
             raise DataError(f"{path}: column {column} holds {bad!r}, not a number")
-    from ..metrics.scoring import check_scores
-
     check_scores(frame, str(path))  # NaN or empty cells: no mean is computed from them
     return frame
 
@@ -56,10 +55,8 @@ def run_rows(manifest: dict, root: str | Path = ".") -> list[dict[str, Any]]:
     """One row per score file of the manifest: its identity, its mean PSNR/SSIM, the precision
     its images were restored in and the one its model trained in (read from the model file the
     entry names, ``mprnet.precision.trained_precision``; None for inputs and released files)."""
-    from ..precision import trained_precision
-
     rows, trained = [], {}
-    for entry in manifest.get("scores", []):
+    for entry in manifest.get(MANIFEST_SCORES, []):
         frame = read_scores(Path(root, entry["path"]))
         model = entry.get("model")
         if model and model not in trained:
@@ -102,8 +99,8 @@ def summarise(runs: list[dict[str, Any]], published: dict, averaged_tasks: set[s
     out += _average_rows(out, published, averaged_tasks)
     for task, datasets in published.items():
         for dataset, scores in datasets.items():
-            out.append({"task": task, "dataset": dataset, "method": "paper", "psnr": scores.get("psnr"),
-                        "ssim": scores.get("ssim"), "n_images": None, "group": "paper",
+            out.append({"task": task, "dataset": dataset, "method": PAPER, "psnr": scores.get("psnr"),
+                        "ssim": scores.get("ssim"), "n_images": None, "group": PAPER,
                         "n_seeds": None, "psnr_std": None, "ssim_std": None, "precision": None,
                         "train_precision": None})
     order = {g: i for i, g in enumerate(GROUP_ORDER)}
@@ -142,20 +139,17 @@ def _average_rows(rows: list[dict], published: dict, averaged_tasks: set[str]) -
     return averages
 
 
-def _frame(rows: list[dict], columns: list[str]):
-    import pandas as pd
+def _frame(rows: list[dict], columns):
+    import pandas as pd  # only the aggregation job needs it
 
-    return pd.DataFrame(rows, columns=columns)
+    return pd.DataFrame(rows, columns=list(columns))
 
 
 def aggregate(manifest_path: str | Path, summary: str | Path, runs_csv: str | Path | None = None,
               metrics: str | Path | None = None, root: str | Path = ".") -> list[dict]:
     """Read the study manifest and every score file it lists; write the summary files atomically."""
-    from ..atomic import atomic_path, atomic_write_text
-    from ..yaml_files import read_yaml_mapping
-
     manifest = read_yaml_mapping(manifest_path, missing="no such study manifest")
-    if "scores" not in manifest:
+    if MANIFEST_SCORES not in manifest:
         raise ConfigError(f"{manifest_path}: not a study manifest (no 'scores' list)")
     published = manifest.get("published") or {}
     runs = run_rows(manifest, root)
@@ -164,16 +158,14 @@ def aggregate(manifest_path: str | Path, summary: str | Path, runs_csv: str | Pa
     with atomic_path(summary) as tmp:
         _frame(rows, SUMMARY_COLUMNS).to_csv(tmp, index=False, float_format="%.10g")
     if runs_csv:
-        cols = ["task", "dataset", "method", "group", "seed", "psnr", "ssim", "n_images", "precision",
-                "train_precision", "scores"]
         with atomic_path(runs_csv) as tmp:
-            _frame(runs, cols).to_csv(tmp, index=False, float_format="%.10g")
+            _frame(runs, RUNS_COLUMNS).to_csv(tmp, index=False, float_format="%.10g")
     if metrics:
         nested: dict = {}
         for r in rows:
-            if r["group"] == "paper":
+            if r["group"] == PAPER:
                 continue
-            key = r["method"] if r["group"] in ("main", "input") else f"{r['group']}/{r['method']}"
+            key = r["method"] if r["group"] in (MAIN, INPUT) else f"{r['group']}/{r['method']}"
             nested.setdefault(r["task"], {}).setdefault(r["dataset"], {})[key] = {
                 "psnr": _json_number(r["psnr"]), "ssim": _json_number(r["ssim"])}
         atomic_write_text(metrics, json.dumps(nested, indent=2, sort_keys=True) + "\n")

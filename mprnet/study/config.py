@@ -1,11 +1,12 @@
-"""The study config: one validated description of every run, shared by the Snakefile and commands.
+"""The study config, read once: validated, then turned into the typed records of :mod:`.spec`.
 
 A config file names its study (``study: paper``) and holds that study in the section of the same
 name. Snakemake merges ``--configfile`` over the Snakefile's default config, so two studies can
 meet in one merged dict; only the selected section is read, so nothing of one study leaks into
 the other. The section's shape is ``workflow/schemas/config.schema.yaml``; on top of the schema,
 :func:`load_study` checks what a schema cannot (datasets in the registry, possible ablation
-switches, recipes accepted by the trainer) and raises :class:`ConfigError` naming the key.
+switches, recipes accepted by the trainer) and raises :class:`ConfigError` naming the key; it
+returns a :class:`~mprnet.study.study.Study`, and nothing after it reads the config's dicts.
 
 Runs are identified by ``<group>/<task>/<variant>/seed<seed>``: group ``main`` holds one model per
 task (variant ``full``), group ``ablation`` the variants of ``ablations:``.
@@ -20,10 +21,14 @@ from typing import Any
 from ..data.registry import load_registry
 from ..errors import ConfigError
 from ..presets import PRESETS
-from ..restore import DEFAULT_OVERLAP, check_tiling
-from ..training.config import check_recipe_sections
+from ..restore import DEFAULT_OVERLAP, DEFAULT_PRECISION, check_tiling
+from ..training.config import check_recipe_sections, deep_merge, resolve_config
+from ..vocabulary import ABLATION, MAIN
 from ..yaml_files import check_size, numbers_as_read, read_yaml_mapping, schema_message
-from .study import MAIN_VARIANT, DatasetRef, Run, Study, TestSet, canonical
+from . import layout
+from .spec import (Ablation, DataSettings, DatasetRef, ReportSettings, RestoreSettings, Run, Task, TestSet, canonical,
+                   run_key)
+from .study import MAIN_VARIANT, Study
 
 DEMO_DATASETS = {"demo_rain": "deraining", "demo_blur": "deblurring", "demo_noise": "denoising"}
 DEMO_SPLITS = ("train", "test")
@@ -102,8 +107,8 @@ def select_section(config: dict, schema: dict) -> tuple[str, dict]:
 class _Datasets:
     """The datasets a study may name: the demo sets, or the registry's."""
 
-    def __init__(self, name: str, data: dict, root: str | Path):
-        self.source, self.registry = data["source"], data.get("registry", "config/datasets.yaml")
+    def __init__(self, name: str, data: DataSettings, root: str | Path):
+        self.source, self.registry = data.source, data.registry
         if self.source == "demo":
             self.known = set(DEMO_DATASETS)
             return
@@ -135,8 +140,6 @@ def numbers_as_written(config: dict, config_files: list[str | Path]) -> dict:
     reads YAML 1.1, where ``1e-05`` or ``2e-4`` written unquoted stay strings. ``config_files``
     (in merge order, ``snakemake_config_files``) are read again with the study's reader, and
     where Snakemake holds the text of a number the study reads there, the number is taken."""
-    from ..training.config import deep_merge
-
     reread: dict = {}
     for path in config_files:
         reread = deep_merge(reread, read_yaml_mapping(path))
@@ -145,33 +148,55 @@ def numbers_as_written(config: dict, config_files: list[str | Path]) -> dict:
 
 def load_study(config: dict, schema_path: str | Path, root: str | Path = ".",
                config_files: list[str | Path] = ()) -> Study:
-    """Validate the merged Snakemake ``config`` and resolve every run of the selected study.
+    """Validate the merged Snakemake ``config`` and turn the selected study into a :class:`Study`.
 
     ``root`` is where relative paths of the config (registry, data root, published numbers) are
     taken from; ``config_files``, the files Snakemake read ``config`` from (``numbers_as_written``).
-    Raises :class:`ConfigError` naming the key at fault.
+    Every run config is resolved here, once, by the trainer's own rules. Raises
+    :class:`ConfigError` naming the key at fault.
     """
     if config_files:
         config = numbers_as_written(config, config_files)
     name, section = select_section(config, read_yaml_mapping(schema_path))
-    datasets = _Datasets(name, section["data"], root)
-    tasks, test_sets, runs = {}, {}, []
-    for task, spec in section["tasks"].items():
-        tasks[task], test_sets[task], task_runs = _task_runs(name, task, spec, datasets)
-        runs += task_runs
-    if section.get("ablations"):
-        runs += _ablation_runs(name, section["ablations"], tasks, test_sets, datasets)
+    data = _data_settings(section["data"])
+    datasets = _Datasets(name, data, root)
+    tasks = {task: _task(name, task, spec, datasets) for task, spec in section["tasks"].items()}
+    ablation = _ablation(name, section["ablations"], tasks, datasets) if section.get("ablations") else None
+    test_sets = {task: spec.test_sets for task, spec in tasks.items()}
     section["published"] = _published(name, section.get("published", {}), root, test_sets)
     _check_task_sections(name, section, test_sets)
-    study = Study(name, section, section["data"].get("root", "data"), datasets.source, datasets.registry,
-                  tasks, test_sets, runs)
-    for run in runs:  # the trainer's own checks, once, before any job starts
-        try:
-            run.config = canonical(run_config(study, run))
-        except ConfigError as exc:
-            where = f"{name}.ablations.recipe" if run.group == "ablation" else f"{name}.tasks.{run.task}.recipe"
-            raise ConfigError(f"config key {where} (run {run.key}): {exc}") from None
-    return study
+    runs = [_run(name, MAIN, spec, MAIN_VARIANT, seed, spec.train_set, spec.model, spec.recipe,
+                 tuple(spec.test_sets.values()), data) for spec in tasks.values() for seed in spec.seeds]
+    if ablation:
+        spec = tasks[ablation.task]
+        runs += [_run(name, ABLATION, spec, variant, seed, ablation.train_set, {**spec.model, **switches},
+                      ablation.recipe, tuple(spec.test_sets[ds] for ds in ablation.test_sets), data)
+                 for variant, switches in ablation.variants.items() for seed in ablation.seeds]
+    return Study(
+        name=name, description=section.get("description", ""), data=data, tasks=tasks, ablation=ablation,
+        pretrained={task: entry["checkpoint"] for task, entry in section.get("pretrained", {}).items()},
+        released_results={task: dict(sets) for task, sets in section.get("released_results", {}).items()},
+        published=section["published"], report=ReportSettings.from_section(section.get("report")),
+        runs=tuple(runs), section=section)
+
+
+def _data_settings(data: dict) -> DataSettings:
+    return DataSettings(data["source"], data.get("root", "data"), data.get("registry", "config/datasets.yaml"),
+                        data.get("demo_seed", 0))
+
+
+def _run(name: str, group: str, task: Task, variant: str, seed: int, train_set: DatasetRef, model: dict,
+         recipe: dict, test_sets: tuple[TestSet, ...], data: DataSettings) -> Run:
+    """A run with its ``mprnet train`` config, checked and resolved by the trainer's own rules, once,
+    before any job starts (ConfigError naming the recipe's key)."""
+    config = canonical(run_config(recipe, task.preset, seed, model, train_set, task.val_set, data.root))
+    try:
+        resolved = resolve_config(config)
+    except ConfigError as exc:
+        where = f"{name}.ablations.recipe" if group == ABLATION else f"{name}.tasks.{task.name}.recipe"
+        raise ConfigError(f"config key {where} (run {run_key(group, task.name, variant, seed)}): {exc}") from None
+    return Run(group, task.name, variant, seed, task.preset, train_set, task.val_set, dict(model), test_sets,
+               config, resolved)
 
 
 def _published(name: str, published: dict, root: str | Path, test_sets: dict) -> dict:
@@ -211,8 +236,8 @@ def _check_test_set(key: str, task: str, dataset: str, test_sets: dict) -> None:
         raise ConfigError(f"config key {key}: not a test set of task {task!r} ({', '.join(test_sets[task])})")
 
 
-def _task_runs(name: str, task: str, spec: dict, datasets: _Datasets):
-    """A task's resolved spec, its test sets and its main runs (one per seed)."""
+def _task(name: str, task: str, spec: dict, datasets: _Datasets) -> Task:
+    """A task's typed record: preset, data, test sets, seeds, model, recipe and restore settings."""
     key = _key(name, "tasks", task)
     preset = spec.get("preset", task)
     if preset not in PRESETS:
@@ -227,46 +252,41 @@ def _task_runs(name: str, task: str, spec: dict, datasets: _Datasets):
         datasets.check(DatasetRef(ds, sets[ds].split), f"{key}.test_sets.{ds}")
     check_recipe_sections(spec.get("recipe", {}), f"{key}.recipe")
     restore = spec.get("restore", {})
-    if restore.get("tile"):
-        check_tiling(restore["tile"], restore.get("overlap", DEFAULT_OVERLAP), f"config key {key}.restore.tile",
+    settings = RestoreSettings(tile=restore.get("tile") or None, overlap=restore.get("overlap", DEFAULT_OVERLAP),
+                               save_stages=bool(restore.get("save_stages")),
+                               precision=restore.get("precision", DEFAULT_PRECISION))
+    if settings.tile:
+        check_tiling(settings.tile, settings.overlap, f"config key {key}.restore.tile",
                      f"config key {key}.restore.overlap")
-    runs = [Run("main", task, MAIN_VARIANT, seed, preset, train_set, val_set, dict(spec.get("model", {})),
-                copy.deepcopy(spec.get("recipe", {})), list(sets.values()))
-            for seed in spec.get("seeds", [DEFAULT_SEED])]
-    return dict(spec, preset=preset), sets, runs
+    return Task(task, preset, train_set, val_set, sets, tuple(spec.get("seeds", [DEFAULT_SEED])),
+                dict(spec.get("model", {})), copy.deepcopy(spec.get("recipe", {})), settings)
 
 
-def _ablation_runs(name: str, abl: dict, tasks: dict, test_sets: dict, datasets: _Datasets) -> list[Run]:
-    """The runs of ``ablations:``: one per (variant, seed), on the ablated task's data."""
-    from ..training.config import deep_merge
-
+def _ablation(name: str, abl: dict, tasks: dict[str, Task], datasets: _Datasets) -> Ablation:
+    """The typed ``ablations:``: one task's variants, checked (possible and distinct switches)."""
     key = _key(name, "ablations")
     task = abl["task"]
     if task not in tasks:
         raise ConfigError(f"config key {key}.task: {task!r} is not one of the study's tasks ({', '.join(tasks)})")
     spec = tasks[task]
-    train_set = datasets.check(_dataset_ref(abl.get("train_set") or spec["train_set"], "train"), f"{key}.train_set")
-    val_set = _dataset_ref(spec["val_set"], "test") if spec.get("val_set") else None
-    chosen = abl.get("test_sets", list(test_sets[task]))
+    train_set = datasets.check(_dataset_ref(abl["train_set"], "train"), f"{key}.train_set") \
+        if abl.get("train_set") else spec.train_set
+    chosen = abl.get("test_sets", list(spec.test_sets))
     for ds in chosen:
-        if ds not in test_sets[task]:
+        if ds not in spec.test_sets:
             raise ConfigError(f"config key {key}.test_sets: {ds!r} is not a test set of task {task!r} "
-                              f"({', '.join(test_sets[task])})")
+                              f"({', '.join(spec.test_sets)})")
     reference = abl.get("reference", MAIN_VARIANT)
     if reference not in abl["variants"]:
         raise ConfigError(f"config key {key}.reference: {reference!r} is not one of the variants "
                           f"({', '.join(abl['variants'])})")
     check_recipe_sections(abl.get("recipe", {}), f"{key}.recipe")
-    recipe = deep_merge(spec.get("recipe", {}), abl.get("recipe", {}))
     seen: dict[tuple, str] = {}
-    runs = []
     for variant, switches in abl["variants"].items():
         _check_switches(f"{key}.variants.{variant}", switches, seen, variant)
-        runs += [Run("ablation", task, variant, seed, spec["preset"], train_set, val_set,
-                     {**spec.get("model", {}), **switches}, copy.deepcopy(recipe),
-                     [test_sets[task][ds] for ds in chosen])
-                 for seed in abl.get("seeds", [DEFAULT_SEED])]
-    return runs
+    return Ablation(task, train_set, spec.val_set, tuple(chosen), tuple(abl.get("seeds", [DEFAULT_SEED])),
+                    reference, {v: dict(s) for v, s in abl["variants"].items()},
+                    deep_merge(spec.recipe, abl.get("recipe", {})))
 
 
 def _check_switches(key: str, switches: dict, seen: dict[tuple, str], variant: str) -> None:
@@ -292,22 +312,15 @@ def _check_task_sections(name: str, section: dict, test_sets: dict) -> None:
                     _check_test_set(f"{name}.{group}.{task}.{ds}", task, ds, test_sets)
 
 
-def run_config(study: Study, run: Run) -> dict:
-    """The ``mprnet train`` config of ``run``, validated by the trainer's own schema.
-
-    Returned unresolved (only what the study sets), so the trainer fills in its recipe defaults.
-    """
-    from ..training.config import deep_merge, resolve_config
-
-    cfg = deep_merge(run.recipe, {
-        "task": run.preset,
-        "seed": run.seed,
-        "model": {"overrides": dict(run.model)},
-    })
+def run_config(recipe: dict, preset: str, seed: int, model: dict, train_set: DatasetRef,
+               val_set: DatasetRef | None, data_root: str) -> dict:
+    """The ``mprnet train`` config of a run: ``recipe`` with the task's preset, the seed, the model's
+    constructor overrides and the prepared data folders (``layout.DATA_DIR``). Unresolved (only what
+    the study sets), so the trainer fills in its recipe defaults."""
+    cfg = deep_merge(recipe, {"task": preset, "seed": seed, "model": {"overrides": dict(model)}})
     data = dict(cfg.get("data", {}))
-    data["train"] = study.data_dir(run.train_set)
-    if run.val_set:
-        data["val"] = study.data_dir(run.val_set)
+    data["train"] = layout.DATA_DIR.format(root=data_root, dataset=train_set.name, split=train_set.split)
+    if val_set:
+        data["val"] = layout.DATA_DIR.format(root=data_root, dataset=val_set.name, split=val_set.split)
     cfg["data"] = data
-    resolve_config(cfg)  # raises ConfigError naming the key
     return cfg

@@ -3,18 +3,30 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
+
+import yaml
 
 from ..atomic import atomic_write_text
 from ..errors import ConfigError
+from ..training.config import config_differences, dump_config, load_config, resolve_config
 
 
 def write_run_config(config: dict, out: str | os.PathLike) -> Path:
     """Write ``config`` (a run's unresolved ``mprnet train`` config, :func:`mprnet.study.config.run_config`)
     as YAML to ``out``, after the trainer's own validation (ConfigError naming the key)."""
-    from ..training.config import dump_config, resolve_config
-
     resolve_config(config)
+    dump_config(config, out)
+    return Path(out)
+
+
+def prepare_run_folder(config: dict, run_dir: str | os.PathLike, out: str | os.PathLike) -> Path:
+    """The run_config job: ``config`` resolved once (ConfigError naming the key, before anything
+    moves), the run folder made to hold its run (:func:`keep_superseded_run`), then ``config``
+    written unresolved to ``out`` (the trainer fills in its defaults)."""
+    resolved = resolve_config(config)
+    _keep_superseded(Path(run_dir), resolved)
     dump_config(config, out)
     return Path(out)
 
@@ -40,9 +52,11 @@ def keep_superseded_run(run_dir: str | os.PathLike, config: dict) -> str | None:
     that belongs to ``config`` (the change was undone) is moved back and resumed, so a
     finished run is not trained again. Same config here: nothing moves (a retry resumes).
     """
-    import shutil
+    return _keep_superseded(Path(run_dir), resolve_config(config))
 
-    run_dir = Path(run_dir)
+
+def _keep_superseded(run_dir: Path, config: dict) -> str | None:
+    """:func:`keep_superseded_run` for a resolved ``config``."""
     slot = run_dir / SUPERSEDED
     here, kept = _has_run(run_dir), _has_run(slot)
     if here and _same_config(run_dir, config):
@@ -87,11 +101,9 @@ def _move_run(source: Path, dest: Path) -> None:
 
 def _differences(folder: Path, config: dict) -> list[str]:
     """Keys whose values differ between the run in ``folder`` (its effective ``config.yaml``)
-    and ``config``; one entry saying so when there is no readable config.yaml."""
-    from ..training.config import config_differences, load_config, resolve_config
-
+    and the resolved ``config``; one entry saying so when there is no readable config.yaml."""
     try:
-        return config_differences(resolve_config(load_config(folder / "config.yaml")), resolve_config(config))
+        return config_differences(resolve_config(load_config(folder / "config.yaml")), config)
     except ConfigError:
         return ["(no readable config.yaml beside the checkpoint)"]
 
@@ -105,9 +117,7 @@ def _difference(folder: Path, config: dict) -> str:
 
 
 def write_study_manifest(manifest: dict, out: str | os.PathLike) -> Path:
-    """Write the study manifest (:meth:`mprnet.study.study.Study.manifest_record`) as YAML."""
-    import yaml
-
+    """Write the study manifest (:meth:`mprnet.study.targets.Targets.manifest_record`) as YAML."""
     if not isinstance(manifest.get("scores"), list):
         raise ConfigError("a study manifest needs a 'scores' list")
     atomic_write_text(out, yaml.safe_dump(manifest, sort_keys=False))

@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 
-from .study import MAIN_VARIANT
+from ..vocabulary import FULL, MAIN, OFFICIAL_WEIGHTS, PAPER, RELEASED_RESULTS
 
 FLOOR_DB = 0.1
 SEED_SIGMAS = 2.0
@@ -41,8 +41,8 @@ MISSING = "missing"
 VERDICTS = (REPRODUCED, NOT_REPRODUCED, ONE_SEED, NO_SPREAD, MISSING)
 
 #: Groups of summary.csv compared with the paper, in this order; only ``main`` gets ``missing`` rows.
-COMPARED_GROUPS = ("main", "official_weights", "released_results")
-UNTRAINED_GROUPS = ("official_weights", "released_results")
+COMPARED_GROUPS = (MAIN, OFFICIAL_WEIGHTS, RELEASED_RESULTS)
+UNTRAINED_GROUPS = (OFFICIAL_WEIGHTS, RELEASED_RESULTS)
 
 VERDICT_COLUMNS = ["task", "dataset", "group", "method", "paper_psnr", "paper_ssim", "psnr", "ssim", "n_seeds",
                    "psnr_std", "d_psnr", "d_ssim", "tolerance_db", "within_0_1_db", "verdict"]
@@ -71,7 +71,7 @@ def _judge(group: str, delta: float, n_seeds: float, psnr_std: float) -> tuple[f
 def _row(paper: Mapping, ours: Mapping | None, group: str) -> dict:
     paper_psnr, paper_ssim = _number(paper["psnr"]), _number(paper.get("ssim"))
     row = {"task": paper["task"], "dataset": paper["dataset"], "group": group,
-           "method": ours["method"] if ours is not None else MAIN_VARIANT,
+           "method": ours["method"] if ours is not None else FULL,
            "paper_psnr": paper_psnr, "paper_ssim": paper_ssim, "psnr": math.nan, "ssim": math.nan,
            "n_seeds": math.nan, "psnr_std": math.nan, "d_psnr": math.nan, "d_ssim": math.nan,
            "tolerance_db": math.nan, "within_0_1_db": None, "verdict": MISSING}
@@ -121,7 +121,7 @@ def verdicts(summary):
     for paper in _published(records):
         for group in COMPARED_GROUPS:
             found = sorted(ours.get((paper["task"], paper["dataset"], group), []), key=lambda r: str(r["method"]))
-            if not found and group == "main":
+            if not found and group == MAIN:
                 found = [None]
             rows += [_row(paper, r, group) for r in found]
     out = pd.DataFrame(rows, columns=VERDICT_COLUMNS)
@@ -130,4 +130,4 @@ def verdicts(summary):
 
 
 def _published(records: Iterable[dict]) -> list[dict]:
-    return [r for r in records if r.get("group") == "paper" and not math.isnan(_number(r.get("psnr")))]
+    return [r for r in records if r.get("group") == PAPER and not math.isnan(_number(r.get("psnr")))]

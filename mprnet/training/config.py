@@ -63,6 +63,7 @@ import os
 from importlib import resources
 from typing import Any
 
+from ..atomic import atomic_write_text
 from ..errors import ConfigError, one_line
 from ..presets import PRESETS
 from ..yaml_files import read_yaml_mapping, schema_message
@@ -205,11 +206,11 @@ def check_recipe_sections(recipe: Any, key: str) -> None:
                               f"got {one_line(repr(value), 80)}")
 
 
-def launch_needs(config: dict) -> dict[str, int]:
-    """What a job training ``config`` (a run config, defaults not yet filled in) asks of its
+def launch_needs(resolved: dict) -> dict[str, int]:
+    """What a job training ``resolved`` (a run config after ``resolve_config``) asks of its
     machine: ``processes`` (``runtime.processes``) and ``gpus`` (one per process, 0 when
-    ``runtime.device`` is ``cpu``). Raises ``ConfigError`` for an unknown ``task``."""
-    runtime = deep_merge(recipe(config.get("task")), config)["runtime"]
+    ``runtime.device`` is ``cpu``)."""
+    runtime = resolved["runtime"]
     processes = int(runtime["processes"])
     return {"processes": processes, "gpus": 0 if runtime["device"] == "cpu" else processes}
 
@@ -248,7 +249,5 @@ def _normal(value: Any) -> Any:
 def dump_config(cfg: dict, path: str | os.PathLike) -> None:
     """Write the effective config as YAML, atomically."""
     import yaml
-
-    from ..atomic import atomic_write_text
 
     atomic_write_text(path, yaml.safe_dump(cfg, sort_keys=False))

@@ -5,12 +5,26 @@ from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
-from mprnet.errors import ConfigError
+# The package of this checkout: imported here, and by every job (PYTHONPATH below).
+REPOSITORY = Path(workflow.basedir)
+sys.path.insert(0, str(REPOSITORY))
+
+from mprnet.errors import ConfigError, one_line
 from mprnet.study import layout
-from mprnet.errors import one_line
 from mprnet.study.config import load_study, snakemake_config_files
-from mprnet.study.study import canonical
+from mprnet.study.spec import canonical
+from mprnet.study.targets import Targets
 from mprnet.training.config import launch_needs
+from mprnet.vocabulary import (
+    ABLATION_TABLE,
+    COST_TABLE,
+    FIGURES,
+    INPUT,
+    MAIN_TABLE,
+    RUN_GROUPS,
+    TABLE_FORMATS,
+    VISUAL_KINDS,
+)
 
 # Rules run `python -m mprnet.cli` and the scripts of workflow/scripts/: by default with the Python
 # running Snakemake (also in the jobs the Slurm executor starts with that interpreter on the nodes);
@@ -20,7 +34,7 @@ os.environ["PATH"] = os.pathsep.join(
     [str(Path(sys.executable).parent), os.environ.get("PATH", "")]
 )
 os.environ["PYTHONPATH"] = os.pathsep.join(
-    p for p in (workflow.basedir, os.environ.get("PYTHONPATH")) if p
+    p for p in (str(REPOSITORY), os.environ.get("PYTHONPATH")) if p
 )
 
 
@@ -33,8 +47,8 @@ envvars:
 # dataset missing from the registry, an impossible variant or a run the trainer would refuse
 # (e.g. a batch that does not divide over its processes) stops Snakemake naming the key. The
 # config files are read again with the study's YAML reader, so that 1e-05 is a number here as
-# in `mprnet train` (mprnet/yaml_files.py). Every path and target below comes from the Study
-# (mprnet/study/study.py, layout.py).
+# in `mprnet train` (mprnet/yaml_files.py). STUDY holds the typed study (mprnet/study/spec.py,
+# study.py); TARGETS every path of it (mprnet/study/targets.py, layout.py).
 try:
     STUDY = load_study(
         config,
@@ -43,27 +57,28 @@ try:
     )
 except ConfigError as exc:
     raise WorkflowError(f"invalid config: {one_line(exc)}") from None
+TARGETS = Targets(STUDY)
 
 MPRNET_ENV = "../envs/mprnet.yaml"
 
 
 wildcard_constraints:
     study=re.escape(STUDY.name),
-    root=re.escape(STUDY.data_root),
-    group="main|ablation",
+    root=re.escape(STUDY.data.root),
+    group="|".join(RUN_GROUPS),
     task="|".join(re.escape(t) for t in STUDY.tasks),
     variant=r"[A-Za-z0-9][A-Za-z0-9_.-]*",
     seed=r"\d+",
     dataset=r"[A-Za-z0-9][A-Za-z0-9_.-]*",
     split=r"[A-Za-z0-9_.-]+",
-    source=r"(main|ablation)/[^/]+/[^/]+/seed\d+|(official_weights|input|released_results)/[^/]+",
+    source="|".join(re.escape(key) for key in STUDY.sources),
 
 
 # ----------------------------------------------------------------------------- input functions
 
 
 def get_data_root(wildcards):
-    return STUDY.data_root
+    return STUDY.data.root
 
 
 def _run(wildcards):
@@ -86,32 +101,31 @@ def get_run_config(wildcards):
 
 
 def get_train_processes(wildcards):
-    return launch_needs(_run(wildcards).config)["processes"]
+    return launch_needs(_run(wildcards).resolved)["processes"]
 
 
 def get_train_gpus(wildcards):
-    return launch_needs(_run(wildcards).config)["gpus"]
+    return launch_needs(_run(wildcards).resolved)["gpus"]
 
 
 def get_run_dir(wildcards):
-    return STUDY.path(layout.RUN, **_run(wildcards).fields)
+    return TARGETS.run_dir(_run(wildcards))
 
 
 def get_train_data(wildcards):
-    run = _run(wildcards)
-    return [STUDY.manifest(ref) for ref in (run.train_set, run.val_set) if ref]
+    return TARGETS.train_data(_run(wildcards))
 
 
 def get_test_manifest(wildcards):
-    return STUDY.manifest(_test_set(wildcards))
+    return TARGETS.data_manifest(_test_set(wildcards))
 
 
 def get_test_inputs(wildcards):
-    return STUDY.test_inputs(_test_set(wildcards))
+    return TARGETS.test_inputs(_test_set(wildcards))
 
 
 def get_test_targets(wildcards):
-    return STUDY.test_targets(_test_set(wildcards))
+    return TARGETS.test_targets(_test_set(wildcards))
 
 
 def get_protocol(wildcards):
@@ -121,48 +135,41 @@ def get_protocol(wildcards):
 def get_restore_inputs(wildcards):
     """The weights and the test set's manifest (ConfigError for a source that restores nothing)."""
     source, ts = STUDY.restored(wildcards.source, wildcards.dataset)
-    return {"checkpoint": STUDY.checkpoint(source), "data": STUDY.manifest(ts)}
+    return {"checkpoint": TARGETS.checkpoint(source), "data": TARGETS.data_manifest(ts)}
 
 
-def get_restore_options(wildcards):
-    return " ".join(
-        STUDY.restore_options(*STUDY.restored(wildcards.source, wildcards.dataset))
-    )
+def get_restore_settings(wildcards):
+    """Tiles, precision and the outputs kept (mprnet.study.spec.RestoreSettings)."""
+    return STUDY.restore_settings(*STUDY.restored(wildcards.source, wildcards.dataset))
 
 
 def get_bundled_folder(wildcards):
-    STUDY.restored(wildcards.source, wildcards.dataset, protocol="dnd")
-    return STUDY.path(
-        layout.RESTORED, source=wildcards.source, dataset=wildcards.dataset
+    return TARGETS.restored(
+        *STUDY.restored(wildcards.source, wildcards.dataset, bundled=True)
     )
 
 
 def get_stage_score_inputs(wildcards):
     source, ts = STUDY.restored(wildcards.source, wildcards.dataset, stages=True)
-    return {
-        "restored": STUDY.path(
-            layout.RESTORED, source=wildcards.source, dataset=wildcards.dataset
-        ),
-        "data": STUDY.manifest(ts),
-    }
+    return {"restored": TARGETS.restored(source, ts), "data": TARGETS.data_manifest(ts)}
 
 
 def get_score_inputs(wildcards):
     """The test set's manifest, and the images scored unless they are its own inputs (covered
     by the manifest): a restored folder, or the authors' released results."""
     source, ts = STUDY.scored(wildcards.source, wildcards.dataset)
-    inputs = {"data": STUDY.manifest(ts)}
-    if source.group != layout.INPUT:
-        inputs["images"] = STUDY.scored_images(source, ts)
+    inputs = {"data": TARGETS.data_manifest(ts)}
+    if source.group != INPUT:
+        inputs["images"] = TARGETS.scored_images(source, ts)
     return inputs
 
 
 def get_scored_images(wildcards):
-    return STUDY.scored_images(_source(wildcards), _test_set(wildcards))
+    return TARGETS.scored_images(_source(wildcards), _test_set(wildcards))
 
 
 def get_all_scores(wildcards):
-    return [entry["path"] for entry in STUDY.score_entries()]
+    return TARGETS.all_scores()
 
 
 # ----------------------------------------------------------------------------- report
@@ -172,7 +179,7 @@ def table(name, caption):
     """The four files of one table; the HTML one goes into the Snakemake report."""
     files = {
         ext: layout.TABLE.format(study="{study}", name=name, ext=ext)
-        for ext in layout.TABLE_FORMATS
+        for ext in TABLE_FORMATS
     }
     files["html"] = report(files["html"], caption=caption, category="Tables")
     return files
@@ -186,22 +193,28 @@ def figure(name, caption, category="Figures"):
     )
 
 
+def get_with_average(wildcards):
+    """Whether the task's main table has the paper's Average column (deraining)."""
+    return wildcards.task in STUDY.average_tasks()
+
+
 def get_visual_panels(wildcards):
     """(method, restored, scores) of one comparison grid; ConfigError for a grid the study has not."""
     grid = (wildcards.kind, wildcards.task, wildcards.dataset)
-    if grid not in STUDY.visual_grids():
+    if grid not in TARGETS.visual_grids():
         raise ConfigError(f"study {STUDY.name} has no comparison grid {'_'.join(grid)}")
-    return STUDY.visual_panels(*grid)
+    return TARGETS.visual_panels(*grid)
 
 
 def get_visual_inputs(wildcards):
     return [path for _, *paths in get_visual_panels(wildcards) for path in paths]
 
 
-def get_visual_title(wildcards):
-    return STUDY.visual_title(wildcards.kind, wildcards.task, wildcards.dataset)
-
-
 def get_input_scores(wildcards):
-    source = STUDY.source_of(f"{layout.INPUT}/{wildcards.task}")
-    return STUDY.scores_file(source, _test_set(wildcards))
+    return TARGETS.scores(
+        STUDY.task_source(INPUT, wildcards.task), _test_set(wildcards)
+    )
+
+
+def get_ablation_stats(wildcards):
+    return TARGETS.ablation_stats()

@@ -1,15 +1,15 @@
-# Prepared data: data/<dataset>/<split>/{input,target}/<stem>.png + manifest.csv (one layout).
+# Prepared data: data/<dataset>/<split>/{input,target}/<stem>.png + manifest.csv (layout.DATA_DIR).
 # data/ is versioned by DVC through `dvc add`, not by dvc.yaml, so a lab that pulls it gets the
 # manifests and Snakemake finds nothing to prepare.
 
 
-if STUDY.source == "demo":
+if STUDY.data.source == "demo":
 
     rule demo_data:
         output:
             expand(
-                "{root}/{dataset}/{split}/manifest.csv",
-                root=STUDY.data_root,
+                layout.DATA_MANIFEST,
+                root=STUDY.data.root,
                 dataset=sorted(STUDY.datasets()),
                 split=["train", "test"],
             ),
@@ -19,7 +19,7 @@ if STUDY.source == "demo":
             MPRNET_ENV
         params:
             root=get_data_root,
-            seed=STUDY.section["data"].get("demo_seed", 0),
+            seed=STUDY.data.demo_seed,
         shell:
             "python -m mprnet.cli make-demo --out {params.root:q} --seed {params.seed}"
             " > {log:q} 2>&1"
@@ -32,13 +32,13 @@ else:
     # the login node first (docs/workflow.md).
     rule prepare:
         output:
-            "{root}/{dataset}/{split}/manifest.csv",
+            layout.DATA_MANIFEST,
         log:
             "{root}/logs/prepare/{dataset}/{split}.log",
         conda:
             MPRNET_ENV
         params:
-            registry=STUDY.registry,
+            registry=STUDY.data.registry,
         shell:
             "python -m mprnet.cli prepare {wildcards.dataset} --split {wildcards.split}"
             " --fetch --force --registry {params.registry:q} --data-dir {wildcards.root:q}"
@@ -53,7 +53,7 @@ else:
         conda:
             MPRNET_ENV
         params:
-            registry=STUDY.registry,
+            registry=STUDY.data.registry,
         shell:
             "python -m mprnet.cli prepare {wildcards.dataset} --fetch --force"
             " --registry {params.registry:q} --data-dir {wildcards.root:q} --quiet"

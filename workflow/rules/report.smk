@@ -1,11 +1,13 @@
 # Report rules: tables, figures, comparison grids, provenance and the results index. Each runs one
 # function of mprnet.report.jobs through a script of workflow/scripts/, handed its inputs and the
-# Study's records as Python values. Everything flagged report() lands in the HTML report, with
-# its caption from workflow/report/:
+# Study's records as Python values; what each benchmark, log or stage-score file is about, the
+# jobs read from the study manifest (study.yaml, mprnet.study.targets). Everything flagged
+# report() lands in the HTML report, with its caption from workflow/report/ (the report opens on
+# workflow/report/workflow.rst):
 #
 #   snakemake --configfile config/demo.yaml --report results/demo/report.html
 #
-# Settings: the study's optional `report:` key (mprnet.study.study.ReportSettings has the defaults).
+# Settings: the study's optional `report:` key (mprnet.study.spec.ReportSettings has the defaults).
 
 
 rule stage_scores:
@@ -42,34 +44,54 @@ rule report_main_table:
     input:
         summary=layout.SUMMARY,
     output:
-        **table("main_{task}", "../report/table_main.rst"),
+        **table(MAIN_TABLE, "../report/table_main.rst"),
     log:
         "results/{study}/logs/report/main_{task}.log",
     localrule: True
     conda:
         MPRNET_ENV
     params:
-        with_average=lambda wildcards: wildcards.task in STUDY.average_tasks(),
+        with_average=get_with_average,
     script:
         "../scripts/main_table.py"
 
 
-rule report_ablation_table:
+# The paired bootstrap of the ablation, computed once for the ablation table and its figure.
+rule ablation_stats:
     input:
-        summary=layout.SUMMARY,
         runs=layout.RUNS,
         scores=get_all_scores,
-        costs=layout.MODEL_COSTS,
-        benchmarks=[path for _, path in STUDY.restore_benchmarks()],
     output:
-        **table("ablation", "../report/table_ablation.rst"),
+        layout.ABLATION_STATS,
+    log:
+        "results/{study}/logs/report/ablation_stats.log",
+    localrule: True
+    conda:
+        MPRNET_ENV
+    params:
+        reference=STUDY.ablation_reference,
+        settings=STUDY.report,
+    script:
+        "../scripts/ablation_stats.py"
+
+
+rule report_ablation_table:
+    input:
+        manifest=layout.STUDY_MANIFEST,
+        summary=layout.SUMMARY,
+        runs=layout.RUNS,
+        stats=layout.ABLATION_STATS,
+        scores=get_all_scores,
+        costs=layout.MODEL_COSTS,
+        benchmarks=[path for _, path in TARGETS.restore_benchmarks()],
+    output:
+        **table(ABLATION_TABLE, "../report/table_ablation.rst"),
     log:
         "results/{study}/logs/report/ablation.log",
     localrule: True
     conda:
         MPRNET_ENV
     params:
-        benchmark_fields=[fields for fields, _ in STUDY.restore_benchmarks()],
         reference=STUDY.ablation_reference,
         settings=STUDY.report,
     script:
@@ -78,17 +100,17 @@ rule report_ablation_table:
 
 rule report_cost_table:
     input:
+        manifest=layout.STUDY_MANIFEST,
         summary=layout.SUMMARY,
-        benchmarks=[path for _, path in STUDY.train_benchmarks()],
+        benchmarks=[path for _, path in TARGETS.train_benchmarks()],
     output:
-        **table("cost", "../report/table_cost.rst"),
+        **table(COST_TABLE, "../report/table_cost.rst"),
     log:
         "results/{study}/logs/report/cost.log",
     localrule: True
     conda:
         MPRNET_ENV
     params:
-        benchmark_fields=[fields for fields, _ in STUDY.train_benchmarks()],
         settings=STUDY.report,
     script:
         "../scripts/cost_table.py"
@@ -96,13 +118,15 @@ rule report_cost_table:
 
 rule report_figures:
     input:
+        manifest=layout.STUDY_MANIFEST,
         summary=layout.SUMMARY,
         runs=layout.RUNS,
         scores=get_all_scores,
         # metrics.csv is no declared output of `train` (it must survive retries); the finished
         # model stands for it, and the curves are read from beside it.
-        models=STUDY.run_files(layout.MODEL),
-        stages=[path for _, path in STUDY.stage_score_files()],
+        models=TARGETS.run_files(layout.MODEL),
+        stages=[path for _, path in TARGETS.stage_score_files()],
+        ablation_stats=get_ablation_stats,
     output:
         paper_vs_ours=figure("paper_vs_ours", "../report/fig_paper_vs_ours.rst"),
         ablation_bars=figure("ablation_bars", "../report/fig_ablation_bars.rst"),
@@ -111,17 +135,14 @@ rule report_figures:
         stage_progression=figure(
             "stage_progression", "../report/fig_stage_progression.rst"
         ),
-        pdf=expand(layout.FIGURE, study="{study}", name=layout.FIGURES, ext="pdf"),
+        pdf=expand(layout.FIGURE, study="{study}", name=FIGURES, ext="pdf"),
     log:
         "results/{study}/logs/report/figures.log",
     localrule: True
     conda:
         MPRNET_ENV
     params:
-        training_logs=STUDY.training_logs(),
-        stage_fields=[fields for fields, _ in STUDY.stage_score_files()],
         reference=STUDY.ablation_reference,
-        settings=STUDY.report,
     script:
         "../scripts/figures.py"
 
@@ -154,7 +175,7 @@ rule report_visual:
     log:
         "results/{study}/logs/report/{kind}_{task}_{dataset}.log",
     wildcard_constraints:
-        kind="|".join(layout.VISUAL_KINDS),
+        kind="|".join(VISUAL_KINDS),
     localrule: True
     conda:
         MPRNET_ENV
@@ -163,7 +184,6 @@ rule report_visual:
         inputs=get_test_inputs,
         targets=get_test_targets,
         n_images=STUDY.report.visual_images,
-        title=get_visual_title,
     script:
         "../scripts/visual.py"
 
@@ -192,7 +212,7 @@ rule provenance:
 
 rule report_index:
     input:
-        STUDY.index_inputs(),
+        TARGETS.index_inputs(),
         provenance=layout.PROVENANCE.format(study="{study}", ext="json"),
     output:
         layout.INDEX,

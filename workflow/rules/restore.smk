@@ -1,5 +1,8 @@
-# DND is restored from its exact float crops (input_float/*.npy, Study.test_inputs) with
-# --save-float; dnd_bundle (score.smk) bundles those float outputs.
+# One rule restores every source that restores (a run's model or the official weights) on one
+# test set, with mprnet.restore.restore_checkpoint, as `mprnet restore` does. Its settings are the
+# task's `restore:` (tiles, precision, stage outputs) and, per test set, the float outputs its
+# protocol needs (mprnet.metrics.protocols: SIDD scores them, DND bundles them; DND is restored
+# from its exact float crops, input_float/*.npy, TARGETS.test_inputs).
 rule restore:
     input:
         unpack(get_restore_inputs),
@@ -13,7 +16,6 @@ rule restore:
         MPRNET_ENV
     params:
         inputs=get_test_inputs,
-        options=get_restore_options,
-    shell:
-        "python -m mprnet.cli restore --checkpoint {input.checkpoint:q} --input {params.inputs:q}"
-        " --output {output:q} {params.options} > {log:q} 2>&1"
+        settings=get_restore_settings,
+    script:
+        "../scripts/restore.py"

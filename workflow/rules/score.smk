@@ -1,5 +1,6 @@
-# One rule scores every source (layout.py): a run's or the official weights' restored images, the
-# degraded inputs themselves (the paper's "Input" row) and the authors' released results.
+# One rule scores every source (mprnet/study/spec.py, Source): a run's or the official weights'
+# restored images, the degraded inputs themselves (the paper's "Input" row) and the authors'
+# released results.
 rule score:
     input:
         unpack(get_score_inputs),
@@ -41,7 +42,7 @@ rule study_manifest:
     conda:
         MPRNET_ENV
     params:
-        manifest=STUDY.manifest_record(),
+        manifest=TARGETS.manifest_record(),
     script:
         "../scripts/study_manifest.py"
 
@@ -51,7 +52,7 @@ rule aggregate:
     input:
         manifest=layout.STUDY_MANIFEST,
         scores=get_all_scores,
-        models=STUDY.run_files(layout.MODEL),
+        models=TARGETS.run_files(layout.MODEL),
     output:
         summary=layout.SUMMARY,
         runs=layout.RUNS,

@@ -3,9 +3,10 @@
 from pathlib import Path
 
 from mprnet.report.jobs import cost_table
+from mprnet.report.loaders import manifest_files
 from mprnet.scripts import job_log
+from mprnet.vocabulary import MANIFEST_TRAIN_BENCHMARKS
 
 with job_log(snakemake):
-    p = snakemake.params
-    cost_table(zip(p.benchmark_fields, snakemake.input.benchmarks), Path(snakemake.output.md).parent,
-               device=p.settings.device)
+    cost_table(manifest_files(snakemake.input.manifest, MANIFEST_TRAIN_BENCHMARKS), Path(snakemake.output.md).parent,
+               device=snakemake.params.settings.device)

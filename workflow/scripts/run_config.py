@@ -1,10 +1,9 @@
-"""rule run_config: write a run's `mprnet train` config (params.config, from the study); a run
-in the run's folder trained under another config is moved to its superseded/ folder first, and
-one of this config kept there is moved back (mprnet.study.files.keep_superseded_run)."""
+"""rule run_config: write a run's `mprnet train` config (params.config, from the study), resolved
+once; a run in the run's folder trained under another config is moved to its superseded/ folder
+first, and one of this config kept there is moved back (mprnet.study.files.prepare_run_folder)."""
 
 from mprnet.scripts import job_log
-from mprnet.study.files import keep_superseded_run, write_run_config
+from mprnet.study.files import prepare_run_folder
 
 with job_log(snakemake):
-    keep_superseded_run(snakemake.params.run_dir, snakemake.params.config)
-    write_run_config(snakemake.params.config, snakemake.output[0])
+    prepare_run_folder(snakemake.params.config, snakemake.params.run_dir, snakemake.output[0])

@@ -1,4 +1,4 @@
-"""rule study_manifest: the list of score files and what each scores (params.manifest)."""
+"""rule study_manifest: every file the study produces and what each is about (params.manifest)."""
 
 from mprnet.scripts import job_log
 from mprnet.study.files import write_study_manifest

@@ -1,0 +1,195 @@
+"""Every file of a study: the results layout (:mod:`mprnet.study.layout`) formatted for it.
+
+:class:`Targets` answers what the workflow asks: the input files of each job (prepared data,
+weights, restored folders, score files), the final targets of ``rule all``, and the study
+manifest (``results/<study>/study.yaml``), the one list of the files the study produces, each with
+what it is about, that the aggregation and the report jobs read instead of lists handed to them.
+"""
+
+from __future__ import annotations
+
+from ..vocabulary import (ABLATION, ABLATION_TABLE, COST_TABLE, FIGURES, INPUT, MAIN, MAIN_TABLE,
+                          MANIFEST_RESTORE_BENCHMARKS, MANIFEST_SCORES, MANIFEST_STAGE_SCORES,
+                          MANIFEST_TRAIN_BENCHMARKS, MANIFEST_TRAINING_LOGS, OFFICIAL_WEIGHTS, RELEASED_RESULTS,
+                          VISUAL_KINDS)
+from . import layout
+from .spec import DatasetRef, Run, Source, TestSet, canonical
+from .study import Study
+
+
+class Targets:
+    """The paths of ``study``'s files (relative to the working directory Snakemake runs in)."""
+
+    def __init__(self, study: Study):
+        self.study = study
+
+    def path(self, pattern: str, **values) -> str:
+        """``pattern`` of :mod:`mprnet.study.layout` formatted for this study."""
+        return pattern.format(study=self.study.name, **values)
+
+    # ------------------------------------------------------------------ prepared data
+
+    def data_dir(self, ref: DatasetRef | TestSet) -> str:
+        return layout.DATA_DIR.format(root=self.study.data.root, dataset=ref.name, split=ref.split)
+
+    def data_manifest(self, ref: DatasetRef | TestSet) -> str:
+        """The prepared set's manifest.csv: the file the prepare rule writes last."""
+        return layout.DATA_MANIFEST.format(root=self.study.data.root, dataset=ref.name, split=ref.split)
+
+    def test_inputs(self, ts: TestSet) -> str:
+        """The degraded inputs of a test set: ``input/``, or the exact float crops ``input_float/``
+        (``*.npy``, what the official test_DND.py feeds the network) where its protocol says so."""
+        return f"{self.data_dir(ts)}/{'input_float' if ts.record.float_inputs else 'input'}"
+
+    def test_targets(self, ts: TestSet) -> str:
+        return f"{self.data_dir(ts)}/target"
+
+    def train_data(self, run: Run) -> list[str]:
+        return [self.data_manifest(ref) for ref in (run.train_set, run.val_set) if ref]
+
+    # ------------------------------------------------------------------ runs, restored and scored images
+
+    def run_dir(self, run: Run) -> str:
+        return self.path(layout.RUN, **run.fields)
+
+    def run_files(self, pattern: str, runs: list[Run] | None = None) -> list[str]:
+        """``pattern`` (with run fields) for every run, or for ``runs``."""
+        return [self.path(pattern, **run.fields) for run in (self.study.runs if runs is None else runs)]
+
+    def checkpoint(self, source: Source) -> str:
+        """The weights a source restores with: a run's final model or the configured official file."""
+        if source.group == OFFICIAL_WEIGHTS:
+            return self.study.pretrained[source.task]
+        return self.path(layout.MODEL, **self.study.run(source.group, source.task, source.variant, source.seed).fields)
+
+    def restored(self, source: Source, ts: TestSet) -> str:
+        return self.path(layout.RESTORED, source=source.key, dataset=ts.name)
+
+    def scored_images(self, source: Source, ts: TestSet) -> str:
+        """The folder of images the score rule reads for ``source`` on ``ts``."""
+        if source.group == INPUT:
+            return self.test_inputs(ts)
+        if source.group == RELEASED_RESULTS:
+            return self.study.released_results[source.task][ts.name]
+        return self.restored(source, ts)
+
+    def scores(self, source: Source, ts: TestSet) -> str:
+        return self.path(layout.SCORES, source=source.key, dataset=ts.name)
+
+    def all_scores(self) -> list[str]:
+        return [self.scores(source, ts) for source, ts in self.study.scored_sources()]
+
+    # ------------------------------------------------------------------ files the report reads
+
+    def train_benchmarks(self) -> list[tuple[dict, str]]:
+        """(run fields, benchmark file) of every training job."""
+        return [(run.fields, self.path(layout.TRAIN_BENCHMARK, **run.fields)) for run in self.study.runs]
+
+    def training_logs(self) -> list[tuple[dict, str]]:
+        """(run fields, metrics.csv) of every run."""
+        return [(run.fields, self.path(layout.TRAINING_LOG, **run.fields)) for run in self.study.runs]
+
+    def restore_benchmarks(self) -> list[tuple[dict, str]]:
+        """(run fields and dataset, benchmark file) of every scored restore of an ablation run."""
+        return [(dict(run.fields, dataset=ts.name), self.path(layout.RESTORE_BENCHMARK, source=run.key, dataset=ts.name))
+                for run in self.study.runs_of(ABLATION) for ts in run.test_sets if ts.scored]
+
+    def stage_score_files(self) -> list[tuple[dict, str]]:
+        """(run fields and dataset, stage scores) of the main runs whose task restores with ``save_stages``."""
+        return [(dict(run.fields, dataset=ts.name), self.path(layout.STAGE_SCORES, source=run.key, dataset=ts.name))
+                for run in self.study.main_stage_runs() for ts in run.test_sets if ts.scored]
+
+    def ablation_stats(self) -> list[str]:
+        """The ablation statistics file, if the study has ablations (the figures job's optional input)."""
+        return [self.path(layout.ABLATION_STATS)] if self.study.ablation else []
+
+    # ------------------------------------------------------------------ comparison grids
+
+    def visual_grids(self) -> list[tuple[str, str, str]]:
+        """(kind, task, dataset) of every comparison grid (kinds: ``vocabulary.VISUAL_KINDS``): one per
+        scored test set of each task, one per scored test set of the ablation runs."""
+        grids = [("visual", task, ts.name) for task, spec in self.study.tasks.items()
+                 for ts in spec.test_sets.values() if ts.scored]
+        return grids + [("ablation_visual", task, ts.name) for task, ts in self.study.ablated_test_sets()]
+
+    def visual_panels(self, kind: str, task: str, dataset: str) -> list[tuple[str, str, str]]:
+        """(method, restored folder, per-image scores) of each model a comparison grid of ``kind``
+        shows: the first seed of each model, then the official weights."""
+        group, ts = VISUAL_KINDS[kind], self.study.test_set(task, dataset)
+        sources, seen = [], set()
+        for run in self.study.runs_of(group):
+            if run.task == task and run.variant not in seen and ts in run.test_sets:
+                seen.add(run.variant)
+                sources.append(self.study.run_source(run))
+        if group == MAIN and task in self.study.pretrained:
+            sources.append(self.study.task_source(OFFICIAL_WEIGHTS, task))
+        return [(s.method, self.scored_images(s, ts), self.scores(s, ts)) for s in sources]
+
+    # ------------------------------------------------------------------ what rule all asks for
+
+    def table_names(self) -> list[str]:
+        names = [MAIN_TABLE.format(task=task) for task in self.study.tasks]
+        if self.study.ablation:
+            names.append(ABLATION_TABLE)
+        return names + [COST_TABLE]
+
+    def index_inputs(self) -> list[str]:
+        """The tables and figures the results README indexes (it also reads the provenance record)."""
+        return ([self.path(layout.TABLE, name=name, ext="md") for name in self.table_names()]
+                + [self.path(layout.FIGURE, name=name, ext="png") for name in FIGURES]
+                + [self.path(layout.VISUAL, kind=kind, task=task, dataset=ds, ext="png")
+                   for kind, task, ds in self.visual_grids()])
+
+    def final_targets(self) -> list[str]:
+        """What ``rule all`` asks for: summary.csv, metrics.json, the DND bundles and the results
+        README (whose inputs are every table, figure and record of the report)."""
+        targets = [self.path(layout.SUMMARY), self.path(layout.METRICS)]
+        targets += [self.path(layout.SUBMISSION, source=source.key, dataset=ts.name)
+                    for source, ts in self.study.restored_sources() if not ts.scored]
+        return targets + [self.path(layout.INDEX)]
+
+    # ------------------------------------------------------------------ the study manifest
+
+    def score_entries(self) -> list[dict]:
+        """The study manifest's list of per-image score files and what each one scores."""
+        entries = []
+        for source, ts in self.study.scored_sources():
+            entry = {"task": source.task, "dataset": ts.name, "method": source.method, "group": source.group}
+            if source.seed is not None or source.group == OFFICIAL_WEIGHTS:
+                entry["seed"] = source.seed
+            entry["precision"] = self.study.precision(source)
+            if source.is_run:
+                entry["model"] = self.checkpoint(source)  # says what precision it trained in
+            entry["path"] = self.scores(source, ts)
+            entries.append(entry)
+        return entries
+
+    def manifest_record(self) -> dict:
+        """The study manifest (``study.yaml``): the study's description, the paper's numbers, its
+        runs, and every file the study produces that a later job reads, each with its fields:
+        ``scores`` (the aggregation), ``training_logs``, ``train_benchmarks``,
+        ``restore_benchmarks`` and ``stage_scores`` (the report). Keys sorted: a params value."""
+        study = self.study
+        ablation = None
+        if study.ablation:
+            ablation = {"task": study.ablation.task, "test_sets": list(study.ablation.test_sets),
+                        "seeds": list(study.ablation.seeds), "reference": study.ablation.reference,
+                        "variants": study.ablation.variants}
+
+        def files(pairs: list[tuple[dict, str]]) -> list[dict]:
+            return [dict(fields, path=path) for fields, path in pairs]
+
+        return canonical({
+            "study": study.name,
+            "description": study.description,
+            "published": study.published,
+            "ablations": ablation or {},
+            "runs": [{"key": r.key, "group": r.group, "task": r.task, "variant": r.variant, "seed": r.seed,
+                      "preset": r.preset, "model": r.model, "dir": self.run_dir(r),
+                      "test_sets": [t.name for t in r.test_sets]} for r in study.runs],
+            MANIFEST_SCORES: self.score_entries(),
+            MANIFEST_TRAINING_LOGS: files(self.training_logs()),
+            MANIFEST_TRAIN_BENCHMARKS: files(self.train_benchmarks()),
+            MANIFEST_RESTORE_BENCHMARKS: files(self.restore_benchmarks()),
+            MANIFEST_STAGE_SCORES: files(self.stage_score_files()),
+        })
