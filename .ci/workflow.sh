@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Workflow checks for CI (docs/workflow.md): lint and format, the plan tests, and the CI study
-# (config/ci.yaml: every rule of the demo study, tiny) run twice from scratch: once with local
-# execution and once through a real one-node Slurm cluster started here (.ci/slurm/). Each run
-# is bounded with `timeout -s INT`: on SIGINT Snakemake cancels its Slurm jobs and exits. On the
-# cluster, a training job is then preempted and resubmitted (tests/test_preemption.py -k test_slurm_).
+# (.test/config/config.yaml: every rule of the demo study, tiny) run twice from scratch: once with
+# local execution, then its HTML report (--report) made and checked, and once through a real
+# one-node Slurm cluster started here (.ci/slurm/). Each run is bounded with `timeout -s INT`: on
+# SIGINT Snakemake cancels its Slurm jobs and exits. On the cluster, a training job is then
+# preempted and resubmitted (tests/test_preemption.py -k test_slurm_).
 # Needs root and apt-get for the cluster; SKIP_SLURM=1 runs everything else.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,22 +14,23 @@ limit=${WORKFLOW_RUN_LIMIT_S:-420}
 start=$(date +%s)
 step() { echo "== workflow: $* (at $(( $(date +%s) - start )) s)"; }
 
-step "snakemake --lint (paper and demo configs)"
+step "snakemake --lint (paper, demo and CI configs)"
 snakemake --lint
 snakemake --lint --configfile config/demo.yaml
+snakemake --lint --directory .test
 step "snakefmt --check"
-snakefmt --check Snakefile workflow/
+snakefmt --check workflow/
 
 step "plan tests"
 python -m pytest -q -p no:cacheprovider tests/test_workflow.py -m "not slow"  # the slow ones run in `make test`
 
 scratch=$(mktemp -d "${TMPDIR:-/tmp}/mprnet-workflow-ci.XXXXXX")
-run_study() {  # $1: label, rest: snakemake arguments
+run_study() {  # $1: label, rest: snakemake arguments. A copy of .test/, as `--directory .test` reads it.
     local label=$1 dir=$scratch/$1
     shift
-    mkdir -p "$dir" && cp -r config "$dir/"
+    mkdir -p "$dir" && cp -r .test/config "$dir/"
     step "CI study, $label"
-    (cd "$dir" && timeout -s INT "$limit" snakemake -s "$root/Snakefile" --configfile config/ci.yaml "$@")
+    (cd "$dir" && timeout -s INT "$limit" snakemake -s "$root/workflow/Snakefile" "$@")
     python - "$dir/results/ci/summary.csv" <<'PY'
 import sys
 import pandas as pd
@@ -49,6 +51,21 @@ PY
 }
 
 run_study local --cores 2
+
+# The HTML report of the local run: it opens on the study's description (workflow/report/workflow.rst),
+# which links the headline tables, and holds every table and figure of the study.
+step "CI study, HTML report"
+(cd "$scratch/local" && snakemake -s "$root/workflow/Snakefile" --report results/ci/report.html)
+python - "$scratch/local/results/ci/report.html" <<'PY'
+import re
+import sys
+html = open(sys.argv[1], encoding="utf-8").read()
+for needle in ("MPRNet reproduction study", "Where everything is", "main_deblurring.html", "paper_vs_ours.png",
+               "ablation_bars.png", "visual_deraining_demo_rain.png", "provenance.html"):
+    assert needle in html, f"report.html lacks {needle!r}"
+assert not re.search(r"System Message|Unknown target name", html), "the report's description has rst errors"
+print(f"{sys.argv[1]}: {len(html) / 1e6:.1f} MB, description and every result present")
+PY
 
 if [[ ${SKIP_SLURM:-0} != 1 ]]; then
     step "start the Slurm cluster"

@@ -3,7 +3,7 @@
 For every training run of a study config (``config/demo.yaml``, ``config/rain100l.yaml``, ...) the
 trainer's own step (``mprnet.training.trainer.train_step``: forward, StageLoss, backward, Adam) is
 timed at the run's model, patch and batch, in the precision ``train.amp`` resolves to
-(``mprnet.precision``), with the threads a study job gets (``--threads``, 1 as profiles/default
+(``mprnet.precision``), with the threads a study job gets (``--threads``, 1 as workflow/profiles/default
 gives training jobs). Each distinct (model, patch, batch, precision) is timed once per kind, in a
 child process of its own:
 
@@ -110,7 +110,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", type=Path, default=ROOT / "config" / "demo.yaml")
     parser.add_argument("--kinds", nargs="+", choices=list(KINDS), default=list(KINDS))
-    parser.add_argument("--threads", type=int, default=1, help="torch threads per training job (profiles/default: 1)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per training job (workflow/profiles/default: 1)")
     parser.add_argument("--cores", type=int, default=2, help="cores of the machine to project for")
     parser.add_argument("--steps", type=int, default=5, help="timed steps per case (the median is kept)")
     parser.add_argument("--warmup", type=int, default=2)

@@ -1,6 +1,6 @@
 """make_demo: offline synthetic sets in the prepared layout, byte-identical for a seed.
 
-The demo study (config/demo.yaml) and the CI study (config/ci.yaml) read the same generated
+The demo study (config/demo.yaml) and the CI study (.test/config/config.yaml) read the same generated
 sets, so the sizes, counts and determinism checked here hold for both; the demo's restoration
 targets (≥ 1.5 dB per task) and its wall time are printed by `make demo` itself.
 """
@@ -67,7 +67,7 @@ def test_layout_and_manifests(demo):
 def test_demo_and_ci_studies_score_the_checked_sets(demo):
     """Both studies build the sets above (same generator, root and seed) and score full test sets."""
     demo_study = load_config(ROOT / "config" / "demo.yaml")
-    ci_study = load_config(ROOT / "config" / "ci.yaml")
+    ci_study = load_config(ROOT / ".test" / "config" / "config.yaml")
     for study in (demo_study, ci_study):
         assert study.data.source == "demo" and study.data.root == demo_study.data.root
         assert study.data.demo_seed == 0  # the seed of the fixture

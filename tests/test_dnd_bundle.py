@@ -153,7 +153,7 @@ def test_workflow_restores_dnd_from_the_float_crops_and_bundles_that_run(tmp_pat
     # 3. Snakemake runs the two jobs (the data is prepared, so nothing else is allowed to run).
     bundle_dir = "results/dndrun/submissions/official_weights/denoising/dnd"
     proc = subprocess.run(
-        [sys.executable, "-m", "snakemake", "-s", str(root / "Snakefile"), "--cores", "1", "-p", bundle_dir,
+        [sys.executable, "-m", "snakemake", "-s", str(root / "workflow" / "Snakefile"), "--cores", "1", "-p", bundle_dir,
          "--allowed-rules", "restore", "dnd_bundle", "--configfile", "config/dndrun.yaml"],
         cwd=work, capture_output=True, text=True, timeout=300)
     log = proc.stdout + proc.stderr

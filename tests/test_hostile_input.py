@@ -162,7 +162,7 @@ def test_a_study_config_of_nested_aliases_stops_planning_in_one_line(tmp_path):
     shutil.copytree(ROOT / "config", tmp_path / "config")
     bomb = tmp_path / "config" / "bomb.yaml"
     bomb.write_text(_alias_bomb() + "study: demo\ndemo:\n  description: *l7\n")
-    proc = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-n",
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(ROOT / "workflow" / "Snakefile"), "-n",
                            "--configfile", str(bomb)], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert proc.returncode != 0
     assert f"invalid config: {bomb}: more than 100,000 values" in proc.stdout + proc.stderr

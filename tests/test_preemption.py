@@ -113,7 +113,7 @@ def _training_study(workdir: Path, length: int, checkpoint_every: int, processes
     import shutil
 
     shutil.copytree(ROOT / "config", workdir / "config", dirs_exist_ok=True)
-    config = yaml.safe_load((ROOT / "config" / "ci.yaml").read_text())
+    config = yaml.safe_load((ROOT / ".test" / "config" / "config.yaml").read_text())  # the CI study
     section = config["ci"]
     task = dict(section["tasks"]["deblurring"])
     recipe = yaml.safe_load(yaml.safe_dump(task["recipe"]))
@@ -172,7 +172,7 @@ def test_train_rule_whose_whole_session_gets_sigterm_checkpoints_where_it_stoppe
     run = workdir / RUN
     target = f"{RUN}/model_final.pt"
     # The target first: --configfile takes every argument after it as a config file.
-    args = [sys.executable, "-m", "snakemake", target, "-s", str(ROOT / "Snakefile"), "--cores", "1",
+    args = [sys.executable, "-m", "snakemake", target, "-s", str(ROOT / "workflow" / "Snakefile"), "--cores", "1",
             "--retries", "1", "--configfile", configfile]
     env = _env(PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
 
@@ -232,7 +232,7 @@ def _assert_close(actual: dict, expected: dict, initial: dict) -> None:
 
 def _snakemake(target: str, configfile: str, *extra: str) -> list[str]:
     # The target first: --configfile takes every argument after it as a config file.
-    return [sys.executable, "-m", "snakemake", target, "-s", str(ROOT / "Snakefile"), *extra,
+    return [sys.executable, "-m", "snakemake", target, "-s", str(ROOT / "workflow" / "Snakefile"), *extra,
             "--configfile", configfile]
 
 
@@ -328,7 +328,7 @@ def test_slurm_training_job_signalled_twice_is_resubmitted_and_ends_with_the_sam
     workdir = tmp_path
     configfile = _training_study(workdir, SLURM_LENGTH, checkpoint_every=10 * SLURM_LENGTH)  # no periodic ones
     run = workdir / RUN
-    args = [sys.executable, "-m", "snakemake", f"{RUN}/model_final.pt", "-s", str(ROOT / "Snakefile"),
+    args = [sys.executable, "-m", "snakemake", f"{RUN}/model_final.pt", "-s", str(ROOT / "workflow" / "Snakefile"),
             "--profile", str(ROOT / "profiles" / "slurm"), "--workflow-profile", str(ROOT / "profiles" / "ci"),
             "--retries", "2", "--configfile", configfile]
     env = _env(PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")

@@ -1,7 +1,8 @@
 """The Snakemake workflow: the paper study's plan, config validation, and what reruns after a change.
 
 Snakemake runs in a temporary working directory holding a copy of ``config/`` (so no data or
-results of this checkout are seen or touched), with ``-s`` pointing at the repository's Snakefile.
+results of this checkout are seen or touched), with ``-s`` pointing at the repository's
+workflow/Snakefile.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ ABLATION_VARIANTS = {"no_sam", "no_csff", "single_stage", "two_stage"}
 REPORT_RULES = set(re.findall(r"^rule (\w+):", (ROOT / "workflow/rules/report.smk").read_text(), re.M)) - {"stage_scores"}
 
 
-CI_CONFIG = ROOT / "config" / "ci.yaml"  # the CI study
+CI_CONFIG = ROOT / ".test" / "config" / "config.yaml"  # the CI study
 
 
 def _config(name: str) -> dict:
@@ -50,7 +51,7 @@ def workdir(tmp_path: Path) -> Path:
 
 
 def snakemake(workdir: Path, *args: str, timeout: int = 120) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), *args]
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "workflow" / "Snakefile"), *args]
     return subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=timeout)
 
 
@@ -416,7 +417,7 @@ def test_training_killed_by_sigterm_is_retried_and_resumes_to_the_same_weights(w
     target = str(run / "model_final.pt")
 
     # The target goes first: --configfile takes every argument after it as a config file.
-    args = [sys.executable, "-m", "snakemake", target, "-s", str(ROOT / "Snakefile"), "--cores", "1",
+    args = [sys.executable, "-m", "snakemake", target, "-s", str(ROOT / "workflow" / "Snakefile"), "--cores", "1",
             "--retries", "1", "--configfile", path]
     job = subprocess.Popen(args, cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:

@@ -272,7 +272,7 @@ def test_the_study_asks_restore_for_its_precision():
     from mprnet.study.targets import Targets
 
     root = Path(__file__).resolve().parents[1]
-    config = yaml.safe_load((root / "config" / "ci.yaml").read_text())  # the CI study
+    config = yaml.safe_load((root / ".test" / "config" / "config.yaml").read_text())  # the CI study
     config["ci"]["tasks"]["deraining"]["restore"] = {"precision": "bf16"}
     study = load_study(config, root / "workflow" / "schemas" / "config.schema.yaml", root)
     derain = study.source_of("main/deraining/full/seed0")

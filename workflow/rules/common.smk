@@ -6,7 +6,7 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 
 # The package of this checkout: imported here, and by every job (PYTHONPATH below).
-REPOSITORY = Path(workflow.basedir)
+REPOSITORY = Path(workflow.basedir).parent
 sys.path.insert(0, str(REPOSITORY))
 
 from mprnet.errors import ConfigError, one_line
@@ -52,7 +52,7 @@ envvars:
 try:
     STUDY = load_study(
         config,
-        Path(workflow.basedir, "workflow/schemas/config.schema.yaml"),
+        Path(workflow.basedir, "schemas/config.schema.yaml"),
         config_files=snakemake_config_files(workflow),
     )
 except ConfigError as exc:

@@ -28,7 +28,7 @@ rule run_config:
 # starts N processes through torch's elastic launcher, inside `mprnet train` so that it still
 # exits 75 after SIGTERM (the `torchrun` command exits 1); see mprnet/training/launch.py. The job
 # asks for N GPUs (none when runtime.device is cpu) and N threads, which Slurm turns into
-# --gpus=N and --cpus-per-gpu (profiles/default) or --cpus-per-task=N (CPU-only runs).
+# --gpus=N and --cpus-per-gpu (workflow/profiles/default) or --cpus-per-task=N (CPU-only runs).
 rule train:
     input:
         config=layout.RUN_CONFIG,
