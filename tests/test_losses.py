@@ -13,7 +13,11 @@ def golden(fixtures_dir):
     return {k: torch.from_numpy(npz[k]) for k in npz.files}
 
 
-def assert_rel(value, expected, rel=1e-6):
+def assert_rel(value, expected, rel=1e-5):
+    """A float32 mean of ~10^4 terms depends on the order torch adds them in: the same call gave
+    0.33605847 and, in about one run in five on 2 threads, 0.33605897 (1.5e-6 apart, relative), so
+    1e-6 made the test flaky. The constants themselves are pinned exactly below
+    (``test_gaussian_kernel_and_eps``, ``test_charbonnier_of_equal_images_is_eps``)."""
     assert float(value) == pytest.approx(float(expected), rel=rel, abs=0)
 
 
