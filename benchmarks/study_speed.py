@@ -65,7 +65,7 @@ def child(spec: dict) -> dict:
     from mprnet.losses import StageLoss
     from mprnet.model import build_model
     from mprnet.precision import resolve_amp, resolve_channels_last
-    from mprnet.presets import PRESETS
+    from mprnet.presets import network_kwargs
     from mprnet.training.trainer import train_step
 
     torch.set_num_threads(spec["threads"])
@@ -77,7 +77,7 @@ def child(spec: dict) -> dict:
         amp, why = "bf16", f"refused by mprnet train here: {exc}"
     torch.manual_seed(0)
     net = build_model(spec["task"], **spec["overrides"]).train()
-    width = {**PRESETS[spec["task"]], **spec["overrides"]}["n_feat"]
+    width = network_kwargs(spec["task"], spec["overrides"])["n_feat"]
     channels_last, _ = resolve_channels_last(spec["channels_last"], "cpu", width)  # as mprnet train resolves it
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     net = net.to(memory_format=fmt)

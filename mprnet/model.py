@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .model_cpu import SharedPReLU, conv_prelu, scale_add
-from .presets import PRESETS  # the paper's widths, kept free of torch for the workflow
+from .presets import PRESETS, network_kwargs  # the paper's widths, kept free of torch for the workflow
 
 PAD_MULTIPLE = 8  # two x0.5 downsamplings of a half-height, half-width stage-1 patch
 
@@ -402,7 +402,7 @@ def build_model(task: str, **overrides) -> MPRNet:
     """The preset network for ``task`` (a key of :data:`mprnet.presets.PRESETS`), with overrides."""
     if task not in PRESETS:
         raise ValueError(f"unknown task {task!r}; choose one of {sorted(PRESETS)}")
-    return MPRNet(**{**PRESETS[task], **overrides})
+    return MPRNet(**network_kwargs(task, overrides))
 
 
 def mprnet_deblurring(**overrides) -> MPRNet:

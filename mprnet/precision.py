@@ -210,9 +210,13 @@ def layout_choice(device: str, n_feat: int) -> LayoutChoice:
     return cpu_layout(n_feat)
 
 
-def resolve_channels_last(setting, device: str, n_feat: int) -> tuple[bool, str]:
+def resolve_channels_last(setting, device: str, n_feat: int, *, previous: bool | None = None) -> tuple[bool, str]:
     """``train.channels_last`` (``true``, ``false`` or ``auto``) for ``device`` and a network of
-    width ``n_feat``: (channels-last or not, why). Raises ``ConfigError`` for any other value."""
+    width ``n_feat``: (channels-last or not, why). ``auto`` keeps ``previous`` (the layout a resumed
+    checkpoint trained in), as :func:`resolve_amp` keeps its precision. Raises ``ConfigError`` for
+    any other value."""
+    if setting == "auto" and isinstance(previous, bool):
+        return previous, "kept from the checkpoint this run resumes"
     if isinstance(setting, bool):
         return setting, "train.channels_last: " + ("true" if setting else "false")
     if setting != "auto":
@@ -295,17 +299,14 @@ def ieee_fp32():
 
     conv = getattr(torch.backends.cudnn, "conv", None)
     if conv is not None and hasattr(conv, "fp32_precision"):
-        matmul = torch.backends.cuda.matmul
-        saved = conv.fp32_precision, matmul.fp32_precision
-        conv.fp32_precision = matmul.fp32_precision = "ieee"
-        try:
-            yield
-        finally:
-            conv.fp32_precision, matmul.fp32_precision = saved
+        settings = [(conv, "fp32_precision", "ieee"), (torch.backends.cuda.matmul, "fp32_precision", "ieee")]
     else:  # torch < 2.9
-        saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
-        torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
-        try:
-            yield
-        finally:
-            torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
+        settings = [(torch.backends.cudnn, "allow_tf32", False), (torch.backends.cuda.matmul, "allow_tf32", False)]
+    saved = [getattr(owner, name) for owner, name, _ in settings]
+    for owner, name, value in settings:
+        setattr(owner, name, value)
+    try:
+        yield
+    finally:
+        for (owner, name, _), value in zip(settings, saved):
+            setattr(owner, name, value)

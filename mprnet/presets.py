@@ -11,3 +11,9 @@ PRESETS: dict[str, dict] = {
     "deraining": dict(n_feat=40, scale_unetfeats=20, scale_orsnetfeats=16),
     "denoising": dict(n_feat=80, scale_unetfeats=48, scale_orsnetfeats=32),
 }
+
+
+def network_kwargs(task: str, overrides: dict | None = None) -> dict:
+    """The keyword arguments of ``mprnet.model.MPRNet`` for ``task``'s network: its preset with
+    ``overrides`` (a run config's ``model.overrides``) on top. Raises ``KeyError`` for an unknown task."""
+    return {**PRESETS[task], **(overrides or {})}

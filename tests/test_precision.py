@@ -159,25 +159,31 @@ def test_auto_trains_in_what_it_records(pairs_dir, tmp_path, monkeypatch, capsys
     assert all(v.dtype == torch.float32 for v in final.values())  # master weights stay float32
 
 
-def test_a_resumed_auto_run_keeps_its_precision(pairs_dir, tmp_path, monkeypatch):
-    """A run started in bf16 resumes in bf16 on a machine where auto would pick fp32, or is
-    refused where bf16 would be emulated; one started in fp32 stays fp32 on a bf16 machine."""
-    import mprnet.training.trainer as trainer
+def _train_until_stopped_after_2(config, out, monkeypatch) -> None:
+    """Train ``config`` into ``out`` and stop after iteration 2 with its checkpoint written, as a
+    SIGTERM does (``TrainingInterrupted``); ``Trainer`` is as before afterwards."""
+    from mprnet.training import trainer
 
-    monkeypatch.setattr(precision, "bf16_support", lambda device: support)
-    config = tiny_config(pairs_dir, length=4, train={"amp": "auto"})
-    support, out = NATIVE, tmp_path / "bf16"
-    stop_after = trainer.Trainer._after_iteration
+    after = trainer.Trainer._after_iteration
 
-    def interrupt_at_2(self):
-        stop_after(self)
+    def stop_after_2(self):
+        after(self)
         if self.iteration == 2:
             raise trainer.TrainingInterrupted(self.ckpt_path, 2, "test")
 
-    monkeypatch.setattr(trainer.Trainer, "_after_iteration", interrupt_at_2)
-    with pytest.raises(trainer.TrainingInterrupted):
-        train(config, out)
-    monkeypatch.setattr(trainer.Trainer, "_after_iteration", stop_after)
+    with monkeypatch.context() as patch:
+        patch.setattr(trainer.Trainer, "_after_iteration", stop_after_2)
+        with pytest.raises(trainer.TrainingInterrupted):
+            train(config, out)
+
+
+def test_a_resumed_auto_run_keeps_its_precision(pairs_dir, tmp_path, monkeypatch):
+    """A run started in bf16 resumes in bf16 on a machine where auto would pick fp32, or is
+    refused where bf16 would be emulated; one started in fp32 stays fp32 on a bf16 machine."""
+    monkeypatch.setattr(precision, "bf16_support", lambda device: support)
+    config = tiny_config(pairs_dir, length=4, train={"amp": "auto"})
+    support, out = NATIVE, tmp_path / "bf16"
+    _train_until_stopped_after_2(config, out, monkeypatch)
     support = EMULATED
     with pytest.raises(ConfigError, match="started in bf16.*resume it on a device with native bf16"):
         train(config, out, resume=True)
@@ -187,10 +193,7 @@ def test_a_resumed_auto_run_keeps_its_precision(pairs_dir, tmp_path, monkeypatch
     assert seen == [torch.bfloat16] * 2 and trained_precision(out / "model_final.pt") == "bf16"
 
     support, out = EMULATED, tmp_path / "fp32"
-    monkeypatch.setattr(trainer.Trainer, "_after_iteration", interrupt_at_2)
-    with pytest.raises(trainer.TrainingInterrupted):
-        train(config, out)
-    monkeypatch.setattr(trainer.Trainer, "_after_iteration", stop_after)
+    _train_until_stopped_after_2(config, out, monkeypatch)
     support = NATIVE
     seen.clear()
     train(config, out, resume=True)
@@ -244,6 +247,10 @@ def test_layout_rule(facts, environ, n_feat, channels_last, reason):
 def test_channels_last_setting_resolves_true_false_auto_and_names_a_bad_value(monkeypatch):
     assert precision.resolve_channels_last(True, "cpu", 96) == (True, "train.channels_last: true")
     assert precision.resolve_channels_last(False, "cpu", 16) == (False, "train.channels_last: false")
+    kept = "kept from the checkpoint this run resumes"  # auto keeps a resumed run's layout, as amp
+    assert precision.resolve_channels_last("auto", "cpu", 96, previous=True) == (True, kept)
+    assert precision.resolve_channels_last("auto", "cpu", 16, previous=False) == (False, kept)
+    assert precision.resolve_channels_last(True, "cpu", 96, previous=False) == (True, "train.channels_last: true")
     monkeypatch.setattr(precision, "cpu_layout", lambda n_feat: precision.LayoutChoice(n_feat < 50, "test"))
     assert precision.resolve_channels_last("auto", "cpu", 96) == (False, "test")
     assert precision.resolve_channels_last("auto", "cpu", 16) == (True, "test")
@@ -273,30 +280,19 @@ def _record_layouts(monkeypatch) -> list:
 @pytest.mark.parametrize("native", [True, False])
 def test_auto_layout_trains_in_what_it_records_and_a_resumed_run_keeps_it(pairs_dir, tmp_path, monkeypatch,
                                                                          capsys, native):
-    from mprnet.training import trainer
-
     widths = []
     monkeypatch.setattr(precision, "layout_choice",
                         lambda device, n_feat: widths.append(n_feat) or precision.LayoutChoice(native, "test rule"))
     seen, out = _record_layouts(monkeypatch), tmp_path / "run"
     config = tiny_config(pairs_dir, length=4, train={"amp": "none", "channels_last": "auto"})
 
-    after = trainer.Trainer._after_iteration
-
-    def interrupt_at_2(self):
-        after(self)
-        if self.iteration == 2:
-            raise trainer.TrainingInterrupted(self.ckpt_path, 2, "test")
-
-    monkeypatch.setattr(trainer.Trainer, "_after_iteration", interrupt_at_2)
-    with pytest.raises(trainer.TrainingInterrupted):
-        train(config, out)
+    _train_until_stopped_after_2(config, out, monkeypatch)
     layout = "nhwc" if native else "nchw"
     assert seen == [layout] * 2 and widths == [TINY_MODEL["n_feat"]]  # the width of the model trained
     assert f"train.channels_last auto -> {str(native).lower()} (test rule)" in capsys.readouterr().out
     assert yaml.safe_load((out / "config.yaml").read_text())["train"]["channels_last"] is native
 
-    monkeypatch.undo()  # the real _after_iteration; the machine now answers the other way
+    # the machine now answers the other way
     monkeypatch.setattr(precision, "layout_choice", lambda device, n_feat: precision.LayoutChoice(not native, "x"))
     seen = _record_layouts(monkeypatch)
     train(config, out, resume=True)

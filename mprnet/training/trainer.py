@@ -51,7 +51,7 @@ from ..errors import CheckpointError, ConfigError, MPRNetError
 from ..losses import StageLoss
 from ..model import build_model
 from ..precision import AMP_PRECISION, resolve_amp, resolve_channels_last
-from ..presets import PRESETS
+from ..presets import network_kwargs
 from .checkpointing import capture_rng, load_checkpoint, restore_rng, save_checkpoint
 from .config import check_batch_split, check_gpus_per_process, config_differences, dump_config, resolve_config
 from .console import GuardedStream
@@ -225,11 +225,8 @@ class Trainer:
         keeps its layout, as it keeps its precision) into the effective config."""
         tr = self.tr
         previous = state["config"]["train"]["channels_last"] if state is not None else None
-        if tr["channels_last"] == "auto" and isinstance(previous, bool):
-            channels_last, why = previous, "kept from the checkpoint"
-        else:
-            width = {**PRESETS[self.cfg["task"]], **self.cfg["model"]["overrides"]}["n_feat"]
-            channels_last, why = resolve_channels_last(tr["channels_last"], str(self.device), width)
+        width = network_kwargs(self.cfg["task"], self.cfg["model"]["overrides"])["n_feat"]
+        channels_last, why = resolve_channels_last(tr["channels_last"], str(self.device), width, previous=previous)
         if self.dist.is_main and tr["channels_last"] == "auto":
             print(f"mprnet train: train.channels_last auto -> {str(channels_last).lower()} ({why})",
                   file=GuardedStream(sys.stdout))  # information, not a warning: stderr stays for those
