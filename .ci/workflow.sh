@@ -46,7 +46,16 @@ from mprnet.precision import AMP_PRECISION, resolve_amp
 expected_precision = AMP_PRECISION[resolve_amp("auto", "cpu")[0]]
 trained = summary[summary["group"].isin(["main", "ablation"])]
 assert set(trained["train_precision"]) == {expected_precision}, set(trained["train_precision"])
+# The stand-in paper number of demo_blur gets a verdict on the main row (one seed: σ unknown).
+from mprnet.study.verdicts import ONE_SEED
+main_blur = summary[(summary["group"] == "main") & (summary["dataset"] == "demo_blur")]
+assert list(main_blur["verdict"]) == [ONE_SEED], main_blur.to_dict("records")
 print(f"{sys.argv[1]}: {len(summary)} rows, methods {sorted(methods)}, trained in {expected_precision}")
+# The ruler table: every scored test set under the paper's ruler and its alternatives.
+rulers = pd.read_csv(sys.argv[1].replace("summary.csv", "tables/rulers.csv"))
+assert set(rulers["dataset"]) == {"demo_rain", "demo_blur", "demo_noise"}, set(rulers["dataset"])
+assert (rulers.loc[rulers["ruler"] == "paper", "d_psnr_mean"] == 0).all()
+print(f"rulers.csv: {len(rulers)} rows, rulers {sorted(set(rulers['ruler']))}")
 PY
 }
 
@@ -61,7 +70,7 @@ import re
 import sys
 html = open(sys.argv[1], encoding="utf-8").read()
 for needle in ("MPRNet reproduction study", "Where everything is", "main_deblurring.html", "paper_vs_ours.png",
-               "ablation_bars.png", "visual_deraining_demo_rain.png", "provenance.html"):
+               "ablation_bars.png", "visual_deraining_demo_rain.png", "provenance.html", "rulers.html", "rulers.png"):
     assert needle in html, f"report.html lacks {needle!r}"
 assert not re.search(r"System Message|Unknown target name", html), "the report's description has rst errors"
 print(f"{sys.argv[1]}: {len(html) / 1e6:.1f} MB, description and every result present")

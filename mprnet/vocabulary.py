@@ -117,14 +117,18 @@ FIGURE_FORMATS = ("png", "pdf")
 MAIN_TABLE = "main_{task}"  # one per task
 ABLATION_TABLE = "ablation"
 COST_TABLE = "cost"
+RULER_TABLE = "rulers"  # Δ of the rulers people use against the paper's, per test set (and its figure)
 # The study figures (mprnet.report.jobs.study_figures draws them), and the comparison grids:
 # one per (task, scored test set) of the main models, one per test set of the ablation runs.
 FIGURES = ("paper_vs_ours", "ablation_bars", "per_image_psnr", "training_curves", "stage_progression")
 VISUAL_KINDS = {"visual": MAIN, "ablation_visual": ABLATION}
 
 # summary.csv (mprnet.study.aggregate): the first six columns are those every reader requires.
+# The last six compare a row with the paper (mprnet.study.verdicts.with_verdicts): the paper's
+# numbers, ours − paper, the tolerance in dB and the verdict.
+SUMMARY_VERDICT_COLUMNS = ("paper_psnr", "paper_ssim", "d_psnr", "d_ssim", "tolerance_db", "verdict")
 SUMMARY_COLUMNS = ("task", "dataset", "method", "psnr", "ssim", "n_images", "group", "n_seeds",
-                   "psnr_std", "ssim_std", "precision", "train_precision")
+                   "psnr_std", "ssim_std", "precision", "train_precision") + SUMMARY_VERDICT_COLUMNS
 SUMMARY_REQUIRED = SUMMARY_COLUMNS[:6]
 # runs.csv: one row per scored run (seed); ``scores`` is its per-image score file.
 RUNS_COLUMNS = ("task", "dataset", "method", "group", "seed", "psnr", "ssim", "n_images", "precision",
@@ -140,3 +144,4 @@ MANIFEST_TRAINING_LOGS = "training_logs"
 MANIFEST_TRAIN_BENCHMARKS = "train_benchmarks"
 MANIFEST_RESTORE_BENCHMARKS = "restore_benchmarks"
 MANIFEST_STAGE_SCORES = "stage_scores"
+MANIFEST_RULER_SCORES = "ruler_scores"

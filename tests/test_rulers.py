@@ -604,6 +604,57 @@ def test_read_pairs_reads_folders_as_mprnet_score_does(tmp_path):
         list(rulers.read_pairs("rgb", tmp_path / "pred", tmp_path / "gt"))
 
 
+def test_rulers_command_writes_every_ruler_of_every_image(tmp_path):
+    """The shell line of the workflow's ruler_scores rule: `mprnet rulers` pairs two folders, writes
+    one row per (image, ruler) that equals ruler_scores of the same pairs, and reads back exactly."""
+    import subprocess
+    import sys
+
+    from mprnet.images import write_png
+
+    pairs = {f"{k:03d}": pair(40 + k, (26, 33, 3), noise=4 + 3 * k) for k in range(3)}
+    for stem, (pred, target) in pairs.items():
+        write_png(tmp_path / "pred" / f"{stem}.png", pred)
+        write_png(tmp_path / "gt" / f"{stem}.png", target)
+    out = tmp_path / "rulers" / "demo.csv"
+    cmd = [sys.executable, "-m", "mprnet.cli", "rulers", "--protocol", "y_channel", "--pred", str(tmp_path / "pred"),
+           "--target", str(tmp_path / "gt"), "--out", str(out), "--no-progress"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "psnr_of_mean_mse" in proc.stdout and "basicsr_y" in proc.stdout
+    written = rulers.read_ruler_scores(out)
+    assert list(written["image"].unique()) == ["000", "001", "002"]  # stems stay text
+    assert list(written["ruler"].unique()) == ["paper"] + [n for n in rulers.rulers_for("y_channel")
+                                                          if rulers.RULERS[n].kind == "image"]
+    expected = rulers.ruler_scores([(s, *pairs[s]) for s in sorted(pairs)], "y_channel")
+    assert written[rulers.PER_IMAGE_COLUMNS[2:]].to_numpy() == pytest.approx(
+        expected[rulers.PER_IMAGE_COLUMNS[2:]].to_numpy(), rel=0, abs=0)  # every float written exactly
+    # --rulers chooses; a ruler of another protocol is refused in one line, nothing written.
+    proc = subprocess.run(cmd[:-3] + ["--rulers", "matlab_ssim_2d", "--out", str(tmp_path / "no.csv")],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    assert "mprnet rulers: error: --rulers: ruler(s) matlab_ssim_2d are not alternatives to the y_channel" \
+        in proc.stderr
+    assert not (tmp_path / "no.csv").exists()
+
+
+def test_ruler_files_refuse_failed_scores_and_foreign_files(tmp_path):
+    from mprnet.errors import DataError, NonFiniteError
+
+    per_image = rulers.ruler_scores([("a", *pair(1, (24, 24, 3)))], "rgb", ["basicsr_rgb"])
+    broken = per_image.copy()
+    broken.loc[broken["ruler"] == "paper", "psnr"] = float("nan")
+    with pytest.raises(NonFiniteError, match="bad.csv"):
+        rulers.write_ruler_scores(broken, tmp_path / "bad.csv")
+    assert not (tmp_path / "bad.csv").exists()
+    (tmp_path / "scores.csv").write_text("image,psnr,ssim\na,30,0.9\n")
+    with pytest.raises(DataError, match="scores.csv: ruler score file has missing columns ruler"):
+        rulers.read_ruler_scores(tmp_path / "scores.csv")
+    per_image[per_image["ruler"] != "paper"].to_csv(tmp_path / "nopaper.csv", index=False)
+    with pytest.raises(DataError, match="no rows of the paper's ruler"):
+        rulers.read_ruler_scores(tmp_path / "nopaper.csv")
+
+
 # ---------------------------------------------------------------------------- real images
 
 ENV = "MPRNET_REALDATA"

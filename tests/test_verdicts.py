@@ -148,3 +148,61 @@ def test_empty_and_malformed_summaries():
     with pytest.raises(ValueError, match="psnr_std"):
         verdicts(pd.DataFrame([paper("t", "d", 30.0)]).drop(columns=["psnr_std"]))
     assert "max(0.1 dB, 2σ)" in RULE
+
+
+def test_summary_csv_carries_the_verdicts(tmp_path):
+    """Through the aggregation job's function: the study manifest and score files in, summary.csv
+    out with the paper's numbers, Δ, tolerance and verdict on each compared row, and `missing` on
+    the published cell that has no main number."""
+    import yaml
+
+    from mprnet.study.aggregate import aggregate
+
+    entries = []
+    for dataset, seed, psnr in (("rain100l", 0, 36.3), ("rain100l", 1, 36.5), ("rain100h", 0, 29.0)):
+        path = tmp_path / f"scores/main/{dataset}/seed{seed}.csv"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        pd.DataFrame({"image": ["a", "b"], "psnr": [psnr - 1, psnr + 1], "ssim": [0.9, 0.92]}).to_csv(path, index=False)
+        entries.append({"task": "deraining", "dataset": dataset, "method": "full", "group": "main", "seed": seed,
+                        "path": str(path)})
+    published = {"deraining": {"rain100l": {"psnr": 36.40, "ssim": 0.965}, "rain100h": {"psnr": 30.41, "ssim": 0.89},
+                               "test100": {"psnr": 30.27, "ssim": 0.897}}}
+    manifest = tmp_path / "study.yaml"
+    manifest.write_text(yaml.safe_dump({"study": "t", "published": published, "scores": entries}))
+    aggregate(manifest, tmp_path / "summary.csv")
+    summary = pd.read_csv(tmp_path / "summary.csv")
+    assert list(summary.columns) == list(SUMMARY_COLUMNS)
+    by = summary.set_index(["dataset", "group"])
+    l100 = by.loc[("rain100l", "main")]  # mean 36.4, σ = 0.1414: |Δ| 0 ≤ max(0.1, 0.283)
+    assert (l100["verdict"], l100["paper_psnr"], l100["paper_ssim"]) == (REPRODUCED, 36.40, 0.965)
+    assert l100["d_psnr"] == pytest.approx(0.0, abs=1e-9) and l100["d_ssim"] == pytest.approx(0.91 - 0.965)
+    assert l100["tolerance_db"] == pytest.approx(2 * math.sqrt(0.02))
+    h100 = by.loc[("rain100h", "main")]
+    assert h100["verdict"] == ONE_SEED and math.isnan(h100["tolerance_db"])
+    assert h100["d_psnr"] == pytest.approx(29.0 - 30.41)
+    assert by.loc[("test100", "paper"), "verdict"] == MISSING  # published, not scored by us
+    assert by.loc[("rain100l", "paper"), ["verdict", "d_psnr"]].isna().all()  # said on our rows only
+
+
+def test_main_table_shows_a_verdict_under_each_compared_row():
+    from mprnet.report.tables import main_results_table
+    from mprnet.study.verdicts import with_verdicts
+
+    summary = pd.DataFrame(with_verdicts([dict(r) for r in SUMMARY]), columns=SUMMARY_COLUMNS)
+    table = main_results_table(summary, "deblurring")
+    labels = [label for label, _ in table.rows]
+    assert labels == ["Paper", "Ours", "Δ (ours − paper)", "Verdict", "Official weights", "Δ (official − paper)",
+                      "Verdict (official weights)", "Released results", "Verdict (released results)"]
+    rows = dict(table.rows)
+    assert table.header[:4] == [("gopro", "PSNR"), ("gopro", "SSIM"), ("hide", "PSNR"), ("hide", "SSIM")]
+    assert rows["Verdict"] == ["reproduced", "", "missing", ""]
+    assert rows["Verdict (official weights)"][:2] == ["reproduced", ""]
+    assert rows["Verdict (released results)"][:2] == ["not reproduced", ""]
+    assert "Verdicts on the 2 published PSNRs: 1 reproduced, 1 missing. Rule: reproduced when" in " ".join(table.notes)
+    data = table.data.set_index("row")
+    assert data.loc["verdict_full", "gopro_psnr"] == REPRODUCED and data.loc["full", "gopro_psnr"] == 32.61
+    deraining = dict(main_results_table(summary, "deraining").rows)["Verdict"]
+    assert deraining[::2] == ["not reproduced", "reproduced", "one seed", "missing", "one seed", "σ unknown"]
+    # A summary written before the verdict columns existed: no verdict row, nothing else changes.
+    old = main_results_table(summary.drop(columns=["verdict"]), "deblurring")
+    assert "Verdict" not in [label for label, _ in old.rows] and len(old.rows) == len(table.rows) - 3

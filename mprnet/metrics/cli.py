@@ -1,4 +1,4 @@
-"""``mprnet score`` and ``mprnet dnd-bundle``."""
+"""``mprnet score``, ``mprnet rulers`` and ``mprnet dnd-bundle``."""
 
 from __future__ import annotations
 
@@ -24,6 +24,23 @@ def register(subparsers) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_score)
 
+    r = subparsers.add_parser(
+        "rulers",
+        help="score restored images under the paper's protocol and the rulers people use instead",
+        description="Pair --pred and --target as `mprnet score` does and score every image under the paper's "
+                    "--protocol and under each alternative ruler of mprnet.metrics.rulers (scikit-image, "
+                    "torchmetrics, BasicSR, IQA-PyTorch, MATLAB 2-D SSIM, RealBlur without alignment, SIDD on "
+                    "8-bit outputs: those that apply to the protocol). Prints each ruler's mean and the spread "
+                    "of its difference to the paper's ruler; --out writes one CSV row per (image, ruler).",
+    )
+    r.add_argument("--protocol", required=True, choices=PROTOCOLS)
+    r.add_argument("--pred", required=True, help="folder of restored images")
+    r.add_argument("--target", required=True, help="folder of ground-truth images")
+    r.add_argument("--rulers", help="comma-separated ruler names (default: every alternative to the protocol)")
+    r.add_argument("--out", help="CSV file for the per-image scores of every ruler (written atomically)")
+    r.add_argument("--no-progress", action="store_true", help="no progress bar")
+    r.set_defaults(func=_rulers)
+
     d = subparsers.add_parser(
         "dnd-bundle",
         help="write the DND online-benchmark submission (one %%04d.mat per image)",
@@ -46,6 +63,31 @@ def _score(args: argparse.Namespace) -> int:
     if args.out:
         write_scores_csv(scores, args.out)
     print(format_means(args.protocol, scores))
+    if args.out:
+        print(f"per-image scores: {args.out}")
+    return 0
+
+
+def _rulers(args: argparse.Namespace) -> int:
+    import sys
+
+    from ..errors import ConfigError, DataError
+    from .rulers import read_pairs, ruler_sensitivity, select_rulers, write_ruler_scores
+
+    names = [n.strip() for n in args.rulers.split(",") if n.strip()] if args.rulers else None
+    try:
+        select_rulers(args.protocol, names)
+    except ValueError as exc:
+        raise ConfigError(f"--rulers: {exc}") from None
+    pairs = read_pairs(args.protocol, args.pred, args.target, progress=not args.no_progress and sys.stderr.isatty())
+    try:
+        per_image, summary = ruler_sensitivity(pairs, args.protocol, names)
+    except ValueError as exc:  # an image a ruler cannot score (too small, grey): named by its stem
+        raise DataError(f"{args.pred}: {exc}") from None
+    if args.out:
+        write_ruler_scores(per_image, args.out)
+    columns = ["ruler", "n_images", "psnr", "ssim", "d_psnr_mean", "d_psnr_std", "d_ssim_mean", "d_ssim_std"]
+    print(summary[columns].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     if args.out:
         print(f"per-image scores: {args.out}")
     return 0

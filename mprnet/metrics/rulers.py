@@ -404,6 +404,7 @@ class Ruler:
     description: str
     protocols: tuple[str, ...]  # the paper protocols it is an alternative to
     kind: str = "image"  # "image" or "dataset"
+    label: str = ""  # its name in tables and figures (default: ``name``)
 
     @property
     def datasets(self) -> tuple[str, ...]:
@@ -413,21 +414,25 @@ class Ruler:
 
 _ALL = PROTOCOLS
 RULERS: dict[str, Ruler] = {r.name: r for r in (
-    Ruler("skimage", skimage_defaults, "scikit-image defaults: RGB PSNR, SSIM 7×7 uniform window per channel", _ALL),
+    Ruler("skimage", skimage_defaults, "scikit-image defaults: RGB PSNR, SSIM 7×7 uniform window per channel", _ALL,
+          label="scikit-image"),
     Ruler("torchmetrics", torchmetrics_defaults,
-          "torchmetrics: RGB PSNR, Gaussian SSIM over RGB, reflect-padded, uncropped map", _ALL),
-    Ruler("basicsr_y", basicsr_y, "BasicSR test_y_channel: float (unrounded) BT.601 Y, Wang's SSIM", ("y_channel",)),
+          "torchmetrics: RGB PSNR, Gaussian SSIM over RGB, reflect-padded, uncropped map", _ALL, label="torchmetrics"),
+    Ruler("basicsr_y", basicsr_y, "BasicSR test_y_channel: float (unrounded) BT.601 Y, Wang's SSIM", ("y_channel",),
+          label="BasicSR (Y)"),
     Ruler("basicsr_rgb", basicsr_rgb, "BasicSR on RGB: PSNR over channels, mean of 2-D 'valid' SSIM per channel",
-          ("rgb", "realblur", "sidd")),
-    Ruler("pyiqa", pyiqa_defaults, "IQA-PyTorch 'psnr' (RGB, +1e-8) and 'ssim' (YIQ Y, rounded)", _ALL),
-    Ruler("pyiqa_y", pyiqa_y, "IQA-PyTorch 'psnry' (YIQ Y, unrounded, +1e-8) and 'ssim'", ("y_channel",)),
+          ("rgb", "realblur", "sidd"), label="BasicSR (RGB)"),
+    Ruler("pyiqa", pyiqa_defaults, "IQA-PyTorch 'psnr' (RGB, +1e-8) and 'ssim' (YIQ Y, rounded)", _ALL,
+          label="IQA-PyTorch"),
+    Ruler("pyiqa_y", pyiqa_y, "IQA-PyTorch 'psnry' (YIQ Y, unrounded, +1e-8) and 'ssim'", ("y_channel",),
+          label="IQA-PyTorch (psnry)"),
     Ruler("matlab_ssim_2d", matlab_ssim_2d, "MATLAB ssim per colour channel (2-D), averaged, not of the 3-D volume",
-          ("rgb", "sidd")),
+          ("rgb", "sidd"), label="MATLAB 2-D SSIM"),
     Ruler("realblur_unaligned", realblur_unaligned, "RealBlur script without alignment (no intensity matching, no ECC)",
-          ("realblur",)),
-    Ruler("sidd_8bit", sidd_8bit, "SIDD script on the 8-bit (quantised) outputs", ("sidd",)),
+          ("realblur",), label="RealBlur, no alignment"),
+    Ruler("sidd_8bit", sidd_8bit, "SIDD script on the 8-bit (quantised) outputs", ("sidd",), label="SIDD, 8-bit outputs"),
     Ruler("psnr_of_mean_mse", psnr_of_mean_mse, "per test set: PSNR of the mean MSE instead of the mean PSNR",
-          _ALL, kind="dataset"),
+          _ALL, kind="dataset", label="PSNR of mean MSE"),
 )}
 
 
@@ -457,7 +462,9 @@ def _delta(value: float, paper: float) -> float:
     return 0.0 if value == paper else value - paper
 
 
-def _selected(protocol: str, rulers: Iterable[str] | None) -> list[Ruler]:
+def select_rulers(protocol: str, rulers: Iterable[str] | None) -> list[Ruler]:
+    """The :class:`Ruler` s named ``rulers`` (None: :func:`rulers_for` the protocol), checked:
+    ValueError naming a ruler that is unknown or no alternative to ``protocol``."""
     names = rulers_for(protocol) if rulers is None else list(rulers)
     unknown = [n for n in names if n not in RULERS]
     if unknown:
@@ -469,8 +476,8 @@ def _selected(protocol: str, rulers: Iterable[str] | None) -> list[Ruler]:
     return [RULERS[n] for n in names]
 
 
-def read_pairs(protocol: str, pred_dir: str | os.PathLike, target_dir: str | os.PathLike,
-               ) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
+def read_pairs(protocol: str, pred_dir: str | os.PathLike, target_dir: str | os.PathLike, *,
+               progress: bool = False) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
     """(stem, pred, target) of every image of two folders, one pair at a time, for :func:`ruler_scores`.
 
     Paired and read as ``mprnet score --protocol PROTOCOL`` reads them
@@ -479,10 +486,15 @@ def read_pairs(protocol: str, pred_dir: str | os.PathLike, target_dir: str | os.
     files, size mismatch, grey against RGB, images smaller than the window: ``DataError`` naming
     the files). Images are uint8 H×W×3 (H×W×1 for grey pairs, which the rulers refuse); the SIDD
     prediction float32 in [0, 1] from ``float/``, and the SIDD target stays uint8 (the protocol
-    and the rulers convert it themselves).
+    and the rulers convert it themselves). ``progress``: a progress bar over the pairs (stderr).
     """
     record = get_protocol(protocol, scored=True)
-    for stem, pred_path, target_path in find_pairs(protocol, pred_dir, target_dir):
+    found = find_pairs(protocol, pred_dir, target_dir)
+    if progress:
+        from tqdm import tqdm
+
+        found = tqdm(found, desc=f"rulers {protocol}", unit="img")
+    for stem, pred_path, target_path in found:
         pair = load_pair(record, stem, pred_path, target_path, as_float=False)  # the rulers convert themselves
         yield stem, pair.pred, pair.target
 
@@ -504,7 +516,7 @@ def ruler_scores(pairs: Iterable[tuple[str, np.ndarray, np.ndarray]], protocol: 
     """
     import pandas as pd
 
-    image_rulers = [r for r in _selected(protocol, rulers) if r.kind == "image"]
+    image_rulers = [r for r in select_rulers(protocol, rulers) if r.kind == "image"]
     rows = []
     for stem, pred, target in pairs:
         try:
@@ -535,7 +547,7 @@ def sensitivity_summary(per_image, protocol: str, rulers: Iterable[str] | None =
     """
     import pandas as pd
 
-    selected = _selected(protocol, rulers)
+    selected = select_rulers(protocol, rulers)
     paper = per_image[per_image["ruler"] == PAPER]
     if paper.empty:
         raise ValueError("the per-image table has no 'paper' rows (make it with ruler_scores)")
@@ -565,3 +577,29 @@ def ruler_sensitivity(pairs: Iterable[tuple[str, np.ndarray, np.ndarray]], proto
     rulers = None if rulers is None else list(rulers)
     per_image = ruler_scores(pairs, protocol, rulers)
     return Sensitivity(per_image, sensitivity_summary(per_image, protocol, rulers))
+
+
+def write_ruler_scores(per_image, path: str | os.PathLike) -> None:
+    """Write :func:`ruler_scores`' table atomically (every float exactly: ``repr``; ``inf`` as ``inf``).
+
+    Refuses (``NonFiniteError`` naming ``path``) a table whose paper rows hold a NaN, as
+    ``mprnet score`` refuses such scores: an alternative ruler may not hide a failed restore.
+    """
+    from ..atomic import atomic_path
+    from .scoring import check_scores
+
+    check_scores(per_image[per_image["ruler"] == PAPER], str(path))
+    with atomic_path(path) as tmp:
+        per_image.to_csv(tmp, index=False, float_format=None)
+
+
+def read_ruler_scores(path: str | os.PathLike):
+    """A file of :func:`write_ruler_scores` as a DataFrame with :data:`PER_IMAGE_COLUMNS` (stems as
+    text); ``DataError`` naming the file when a column is absent or it holds no paper rows."""
+    from ..csv_files import read_csv_checked
+    from ..errors import DataError
+
+    frame = read_csv_checked(path, PER_IMAGE_COLUMNS, "ruler score", dtype={"image": str, "ruler": str})
+    if not (frame["ruler"] == PAPER).any():
+        raise DataError(f"{path}: no rows of the paper's ruler ('{PAPER}')")
+    return frame

@@ -251,6 +251,78 @@ def per_image_distributions(scores: pd.DataFrame, *, metric: str = "psnr", metho
     return fig
 
 
+def ruler_sensitivity(per_image: pd.DataFrame, summaries: pd.DataFrame | None = None):
+    """Per-image Δ PSNR and Δ SSIM of each alternative ruler against the paper's, one row of two
+    panels per test set: a box per ruler with every image as a dot, zero (the paper's ruler) marked,
+    the test set's mean Δ written beside each box. ``per_image``:
+    :func:`mprnet.report.rulers.read_ruler_files`; ``summaries`` (its
+    :func:`~mprnet.report.rulers.ruler_summaries`) adds the dataset rulers' Δ (PSNR of mean MSE) as
+    a diamond."""
+    from ..metrics.rulers import PAPER, RULERS
+    from .rulers import ruler_label
+    from .table import format_number
+
+    set_style()
+    frame = per_image[per_image["ruler"] != PAPER]
+    sets = list(dict.fromkeys(zip(per_image["task"], per_image["dataset"])))
+    if not sets:
+        return empty_figure("No ruler scores to plot.")
+    tasks, datasets = order_tasks([t for t, _ in sets]), order_datasets([d for _, d in sets])
+    sets.sort(key=lambda td: (tasks.index(td[0]), datasets.index(td[1])))
+    heights = []
+    for task, dataset in sets:
+        n = frame[(frame["task"] == task) & (frame["dataset"] == dataset)]["ruler"].nunique() + 1
+        heights.append(max(n, 2))
+    fig, axes = plt.subplots(len(sets), 2, figsize=(12, 0.42 * sum(heights) + 1.3 * len(sets)), squeeze=False,
+                             gridspec_kw={"height_ratios": heights})
+    for (task, dataset), row in zip(sets, axes):
+        sub = frame[(frame["task"] == task) & (frame["dataset"] == dataset)]
+        dataset_rows = pd.DataFrame()
+        if summaries is not None:
+            dataset_rows = summaries[(summaries["task"] == task) & (summaries["dataset"] == dataset)
+                                     & (summaries["kind"] == "dataset")]
+        names = [n for n in RULERS if n in set(sub["ruler"])] + list(dataset_rows.get("ruler", []))
+        labels = [ruler_label(n) for n in names]
+        n_images = per_image[(per_image["task"] == task) & (per_image["dataset"] == dataset)]["image"].nunique()
+        protocol = str(per_image[(per_image["task"] == task) & (per_image["dataset"] == dataset)]["protocol"].iloc[0]) \
+            if "protocol" in per_image.columns else ""
+        for ax, metric, unit in ((row[0], "psnr", "Δ PSNR (dB)"), (row[1], "ssim", "Δ SSIM")):
+            values = [sub.loc[sub["ruler"] == n, f"d_{metric}"].to_numpy(dtype=float) for n in names[:len(names) - len(dataset_rows)]]
+            finite = [v[np.isfinite(v)] for v in values]
+            ys = np.arange(len(names))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", matplotlib.MatplotlibDeprecationWarning)
+                if any(len(v) for v in finite):
+                    ax.boxplot([v if len(v) else [np.nan] for v in finite], positions=ys[:len(finite)], vert=False,
+                               widths=0.55, showfliers=False, patch_artist=True,
+                               boxprops={"facecolor": PALETTE[0], "alpha": 0.35}, medianprops={"color": "black"})
+            rng = np.random.default_rng(0)
+            for y, v in zip(ys, finite):
+                ax.scatter(v, y + rng.uniform(-0.17, 0.17, len(v)), s=9, color=PALETTE[0], edgecolor="black",
+                           linewidth=0.25, alpha=0.8, zorder=3)
+                if len(v):
+                    text = "= paper" if not np.any(v) else format_number(np.mean(v), 3 if metric == "psnr" else 4,
+                                                                          signed=True)
+                    ax.annotate(text,
+                                (1.0, y), xycoords=("axes fraction", "data"), xytext=(4, 0),
+                                textcoords="offset points", va="center", fontsize=9)
+            if metric == "psnr":
+                for y, (_, d) in zip(ys[len(finite):], dataset_rows.iterrows()):
+                    ax.scatter([d["d_psnr_mean"]], [y], marker="D", s=40, color=PALETTE[1], edgecolor="black", zorder=4)
+                    ax.annotate(format_number(d["d_psnr_mean"], 3, signed=True), (1.0, y), xycoords=("axes fraction", "data"),
+                                xytext=(4, 0), textcoords="offset points", va="center", fontsize=9)
+            ax.axvline(0.0, color=PALETTE[3], linewidth=1.2, zorder=1)
+            ax.set_yticks(ys)
+            ax.set_yticklabels(labels if metric == "psnr" else [""] * len(labels))
+            ax.set_ylim(len(names) - 0.5, -0.5)
+            ax.set_xlabel(unit)
+            ax.set_title(f"{dataset} ({n_images} images, paper's ruler: {protocol})" if metric == "psnr" else "")
+    fig.suptitle("The same images under other rulers: Δ against the paper's ruler (0, red line); "
+                 "each dot an image, the mean at the right")
+    fig.tight_layout()
+    return fig
+
+
 def _method_order(methods) -> list[str]:
     methods = list(dict.fromkeys(methods))
     first = [m for m in (DEGRADED, FULL) if m in methods]

@@ -109,6 +109,20 @@ def cost_table(train_benchmarks: Files, out_dir: PathLike, *, device: str = "") 
     return write_table(build_cost_table(read_benchmarks(train_benchmarks), device=device), out_dir)
 
 
+def ruler_report(ruler_files: Files, table_dir: PathLike, figure_stem: PathLike) -> list[Path]:
+    """``rulers``: the ruler table (:func:`mprnet.report.rulers.ruler_table`) and its figure
+    (:func:`mprnet.report.figures.ruler_sensitivity`) from the per-image ruler files, handed as
+    ``(fields, path)`` pairs whose fields name the task, test set, method, seed and protocol
+    (the study manifest's ``ruler_scores``). Raises DataError when there is none."""
+    from . import figures  # matplotlib: only the jobs that draw
+    from .rulers import read_ruler_files, ruler_summaries, ruler_table
+
+    per_image = read_ruler_files(ruler_files)
+    summaries = ruler_summaries(per_image)
+    written = write_table(ruler_table(summaries), table_dir)
+    return written + figures.save_figure(figures.ruler_sensitivity(per_image, summaries), figure_stem)
+
+
 def study_figures(summary: PathLike, runs: PathLike | None, out_dir: PathLike, *, ablation_stats: PathLike | None = None,
                   training_logs: Files = (), stage_scores: Files = (), reference: str = FULL,
                   root: PathLike = ".") -> list[Path]:

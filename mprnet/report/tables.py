@@ -16,6 +16,7 @@ from ..errors import DataError
 from ..vocabulary import (ABLATION, ABLATION_TABLE, AVERAGE, COST_TABLE, DIGITS, FULL, MAIN_METHODS, MAIN_TABLE,
                           METRIC_LABELS, METRICS, NOT_TRAINED, OFFICIAL_WEIGHTS, PAPER, RELEASED_RESULTS,
                           method_label, order_datasets, variant_label)
+from ..study.verdicts import RULE, SHORT_VERDICTS, count_verdicts
 from .table import Table, format_ci, format_count, format_duration, format_mean_std, format_number
 
 
@@ -89,24 +90,62 @@ def main_results(summary: pd.DataFrame, task: str, *, with_average: bool | None 
 
 
 
+def task_verdicts(summary: pd.DataFrame, task: str) -> dict[str, dict[str, str]]:
+    """method -> test set (or ``Average``) -> verdict of ``summary.csv``'s ``verdict`` column
+    (:mod:`mprnet.study.verdicts`) for the rows of ``task`` compared with the paper; a published
+    cell without a main number (its ``paper`` row says ``missing``) counts as the ``full``
+    model's. Empty when the summary has no verdict column."""
+    if "verdict" not in summary.columns:
+        return {}
+    rows = summary[(summary["task"] == task) & summary["verdict"].notna()]
+    if "group" in rows.columns:
+        rows = rows[rows["group"].astype(str) != ABLATION]
+    out: dict[str, dict[str, str]] = {}
+    for _, r in rows.iterrows():
+        method = FULL if r["method"] == PAPER else r["method"]
+        out.setdefault(method, {}).setdefault(r["dataset"], r["verdict"])
+    return out
+
+
+def _verdict_note(verdicts: dict[str, dict[str, str]]) -> list[str]:
+    ours = verdicts.get(FULL, {})
+    if not ours:
+        return []
+    return [f"Verdicts on the {count_verdicts(ours.values())}. Rule: {RULE}."]
+
+
 def main_results_table(summary: pd.DataFrame, task: str, *, with_average: bool | None = None) -> Table:
     numbers = main_results(summary, task, with_average=with_average)
     seeds = seed_means(summary[(summary["task"] == task) & (summary["method"] == FULL)])["n_seeds"]
+    verdicts = task_verdicts(summary, task)
     header = [(str(d), METRIC_LABELS[m]) for d, m in numbers.columns]
-    rows = []
-    rules = {i for i, m in enumerate(numbers.index) if i and m in (FULL, OFFICIAL_WEIGHTS, RELEASED_RESULTS)}
-    for method, values in numbers.iterrows():
+    rows, data_rows = [], []
+    rules = set()
+    delta_of = {row: method for method, row in DELTA_ROWS.items()}
+    for i, (method, values) in enumerate(numbers.iterrows()):
+        if i and method in (FULL, OFFICIAL_WEIGHTS, RELEASED_RESULTS):
+            rules.add(len(rows))
         delta = method in DELTA_LABELS
         cells = [format_number(values[(d, m)], DIGITS[m], signed=delta) for d, m in numbers.columns]
         rows.append((DELTA_LABELS.get(method, method_label(method)), cells))
-    data = numbers.copy()
+        data_rows.append(values.rename(method))
+        # A method's verdict row follows its Δ row, or its own row where it has no Δ row.
+        owner = delta_of.get(method, None if method in DELTA_ROWS else method)
+        if owner in verdicts:
+            words = [SHORT_VERDICTS.get(verdicts[owner].get(d), verdicts[owner].get(d, "")) if m == "psnr" else ""
+                     for d, m in numbers.columns]
+            rows.append((f"Verdict ({method_label(owner).lower()})" if owner != FULL else "Verdict", words))
+            data_rows.append(pd.Series([verdicts[owner].get(d) if m == "psnr" else None for d, m in numbers.columns],
+                                       index=numbers.columns, name=f"verdict_{owner}", dtype=object))
+    data = pd.DataFrame(data_rows)
     data.columns = [f"{d}_{m}" for d, m in numbers.columns]
-    data.insert(0, "row", list(numbers.index))
+    data.insert(0, "row", [s.name for s in data_rows])
     notes = [f"PSNR in dB, SSIM in [0, 1]; task {task}."]
     if len(seeds) and np.nanmax(seeds.to_numpy(dtype=float)) > 1:
         notes.append(f"Ours: mean over {int(seeds.max())} seeds.")
     if AVERAGE in numbers.columns.get_level_values(0):
         notes.append("Average: mean of the dataset means, as in the paper.")
+    notes += _verdict_note(verdicts)
     return Table(
         name=MAIN_TABLE.format(task=task),
         title=f"{task.capitalize()}: " + ("paper vs. our reproduction" if PAPER in numbers.index else "our results"),

@@ -14,7 +14,12 @@ score file with what it scores; this module reads them and writes
   the paper reports per-dataset means. A task whose published numbers include ``Average``
   (deraining) gets an ``Average`` row per method: the mean of its dataset means, as the paper's.
   Ablation variants and the main model both carry their config name (``full`` in both groups),
-  so (task, dataset, method) is unique within a group;
+  so (task, dataset, method) is unique within a group. Then ``paper_psnr``, ``paper_ssim``,
+  ``d_psnr``, ``d_ssim`` (ours − paper), ``tolerance_db`` and ``verdict``
+  (:mod:`mprnet.study.verdicts`: ``reproduced``, ``not reproduced``, ``one seed: σ unknown``,
+  ``σ unknown``) on the ``main``, ``official_weights`` and ``released_results`` rows of each
+  published cell, and ``verdict`` ``missing`` on a ``paper`` row the study has no main number
+  for; empty elsewhere;
 * ``runs.csv``: the same per seed (``seed``, ``scores`` = path of the per-image CSV);
 * ``metrics.json``: ``{task: {dataset: {group/method: {psnr, ssim}}}}`` for ``dvc metrics``.
 """
@@ -34,6 +39,7 @@ from ..precision import trained_precision
 from ..vocabulary import (AVERAGE, GROUP_ORDER, INPUT, MAIN, MANIFEST_SCORES, PAPER, RUNS_COLUMNS, SCORE_COLUMNS,
                           SUMMARY_COLUMNS)
 from ..yaml_files import read_yaml_mapping
+from .verdicts import with_verdicts
 
 
 def read_scores(path: str | Path):
@@ -154,7 +160,7 @@ def aggregate(manifest_path: str | Path, summary: str | Path, runs_csv: str | Pa
     published = manifest.get("published") or {}
     runs = run_rows(manifest, root)
     averaged = {t for t, d in published.items() if AVERAGE in d}
-    rows = summarise(runs, published, averaged)
+    rows = with_verdicts(summarise(runs, published, averaged))
     with atomic_path(summary) as tmp:
         _frame(rows, SUMMARY_COLUMNS).to_csv(tmp, index=False, float_format="%.10g")
     if runs_csv:

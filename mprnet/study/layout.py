@@ -26,6 +26,7 @@ TRAIN_BENCHMARK = RESULTS + "/benchmarks/train/{group}/{task}/{variant}/seed{see
 RESTORED = RESULTS + "/restored/{source}/{dataset}"
 RESTORE_BENCHMARK = RESULTS + "/benchmarks/restore/{source}/{dataset}.tsv"
 SCORES = RESULTS + "/scores/{source}/{dataset}.csv"
+RULER_SCORES = RESULTS + "/rulers/{source}/{dataset}.csv"  # per image, the paper's and the other rulers
 STAGE_SCORES = RESULTS + "/stage_scores/{source}/{dataset}.csv"
 SUBMISSION = RESULTS + "/submissions/{source}/{dataset}"  # DND's online-benchmark bundle
 

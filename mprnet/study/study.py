@@ -177,6 +177,16 @@ class Study:
                 if ts.scored}
         return list(seen.values())
 
+    def ruler_sources(self) -> list[tuple[Source, TestSet]]:
+        """(source, test set) scored under the alternative rulers as well: the main model of each
+        task, its first seed, on each of its scored test sets (mprnet.metrics.rulers)."""
+        pairs = []
+        for task in self.tasks:
+            runs = [run for run in self.runs_of(MAIN) if run.task == task]
+            if runs:
+                pairs += [(self.run_source(runs[0]), ts) for ts in runs[0].test_sets if ts.scored]
+        return pairs
+
     def main_stage_runs(self) -> list[Run]:
         """The main runs whose task restores with ``save_stages``."""
         return [run for run in self.runs_of(MAIN) if self.tasks[run.task].restore.save_stages]

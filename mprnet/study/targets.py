@@ -9,9 +9,9 @@ what it is about, that the aggregation and the report jobs read instead of lists
 from __future__ import annotations
 
 from ..vocabulary import (ABLATION, ABLATION_TABLE, COST_TABLE, FIGURES, INPUT, MAIN, MAIN_TABLE,
-                          MANIFEST_RESTORE_BENCHMARKS, MANIFEST_SCORES, MANIFEST_STAGE_SCORES,
+                          MANIFEST_RESTORE_BENCHMARKS, MANIFEST_RULER_SCORES, MANIFEST_SCORES, MANIFEST_STAGE_SCORES,
                           MANIFEST_TRAIN_BENCHMARKS, MANIFEST_TRAINING_LOGS, OFFICIAL_WEIGHTS, RELEASED_RESULTS,
-                          VISUAL_KINDS)
+                          RULER_TABLE, VISUAL_KINDS)
 from . import layout
 from .spec import DatasetRef, Run, Source, TestSet, canonical
 from .study import Study
@@ -99,6 +99,15 @@ class Targets:
         return [(dict(run.fields, dataset=ts.name), self.path(layout.STAGE_SCORES, source=run.key, dataset=ts.name))
                 for run in self.study.main_stage_runs() for ts in run.test_sets if ts.scored]
 
+    def ruler_scores(self, source: Source, ts: TestSet) -> str:
+        return self.path(layout.RULER_SCORES, source=source.key, dataset=ts.name)
+
+    def ruler_score_files(self) -> list[tuple[dict, str]]:
+        """(fields, per-image ruler scores) of every (source, test set) of ``Study.ruler_sources``:
+        its task, test set, method, group, seed and the paper's protocol for it."""
+        return [({"task": s.task, "dataset": ts.name, "method": s.method, "group": s.group, "seed": s.seed,
+                  "protocol": ts.protocol}, self.ruler_scores(s, ts)) for s, ts in self.study.ruler_sources()]
+
     def ablation_stats(self) -> list[str]:
         """The ablation statistics file, if the study has ablations (the figures job's optional input)."""
         return [self.path(layout.ABLATION_STATS)] if self.study.ablation else []
@@ -131,12 +140,18 @@ class Targets:
         names = [MAIN_TABLE.format(task=task) for task in self.study.tasks]
         if self.study.ablation:
             names.append(ABLATION_TABLE)
+        if self.study.ruler_sources():
+            names.append(RULER_TABLE)
         return names + [COST_TABLE]
+
+    def figure_names(self) -> list[str]:
+        """The study figures (``vocabulary.FIGURES``) and the ruler figure where rulers are scored."""
+        return list(FIGURES) + ([RULER_TABLE] if self.study.ruler_sources() else [])
 
     def index_inputs(self) -> list[str]:
         """The tables and figures the results README indexes (it also reads the provenance record)."""
         return ([self.path(layout.TABLE, name=name, ext="md") for name in self.table_names()]
-                + [self.path(layout.FIGURE, name=name, ext="png") for name in FIGURES]
+                + [self.path(layout.FIGURE, name=name, ext="png") for name in self.figure_names()]
                 + [self.path(layout.VISUAL, kind=kind, task=task, dataset=ds, ext="png")
                    for kind, task, ds in self.visual_grids()])
 
@@ -168,7 +183,8 @@ class Targets:
         """The study manifest (``study.yaml``): the study's description, the paper's numbers, its
         runs, and every file the study produces that a later job reads, each with its fields:
         ``scores`` (the aggregation), ``training_logs``, ``train_benchmarks``,
-        ``restore_benchmarks`` and ``stage_scores`` (the report). Keys sorted: a params value."""
+        ``restore_benchmarks``, ``stage_scores`` and ``ruler_scores`` (the report). Keys sorted: a
+        params value."""
         study = self.study
         ablation = None
         if study.ablation:
@@ -192,4 +208,5 @@ class Targets:
             MANIFEST_TRAIN_BENCHMARKS: files(self.train_benchmarks()),
             MANIFEST_RESTORE_BENCHMARKS: files(self.restore_benchmarks()),
             MANIFEST_STAGE_SCORES: files(self.stage_score_files()),
+            MANIFEST_RULER_SCORES: files(self.ruler_score_files()),
         })

@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 
-from ..vocabulary import FULL, MAIN, OFFICIAL_WEIGHTS, PAPER, RELEASED_RESULTS
+from ..vocabulary import FULL, MAIN, OFFICIAL_WEIGHTS, PAPER, RELEASED_RESULTS, SUMMARY_VERDICT_COLUMNS
 
 FLOOR_DB = 0.1
 SEED_SIGMAS = 2.0
@@ -131,3 +131,52 @@ def verdicts(summary):
 
 def _published(records: Iterable[dict]) -> list[dict]:
     return [r for r in records if r.get("group") == PAPER and not math.isnan(_number(r.get("psnr")))]
+
+
+SHORT_VERDICTS = {REPRODUCED: "reproduced", NOT_REPRODUCED: "not reproduced", ONE_SEED: "one seed",
+                  NO_SPREAD: "σ unknown", MISSING: "missing"}  # the words of a table cell
+
+
+_COUNTED = {REPRODUCED: "reproduced", NOT_REPRODUCED: "not reproduced", ONE_SEED: "from one seed (σ unknown)",
+            NO_SPREAD: "from seeds without a spread (σ unknown)", MISSING: "missing"}
+
+
+def count_verdicts(values: Iterable[str]) -> str:
+    """``5 published PSNRs: 1 reproduced, 1 not reproduced, 2 from one seed (σ unknown), 1
+    missing`` for a list of :data:`VERDICTS` (in that order; others by name at the end)."""
+    values = list(values)
+    order = list(VERDICTS) + sorted(set(values) - set(VERDICTS))
+    parts = [f"{values.count(v)} {_COUNTED.get(v, v)}" for v in order if v in values]
+    noun = "published PSNR" if len(values) == 1 else "published PSNRs"
+    return f"{len(values)} {noun}: " + ", ".join(parts)
+
+
+def with_verdicts(rows: list[dict]) -> list[dict]:
+    """``summary.csv``'s rows (:func:`mprnet.study.aggregate.summarise`) with the verdict of each
+    compared row: :data:`SUMMARY_VERDICT_COLUMNS` filled from :func:`verdicts` on the ``main``,
+    ``official_weights`` and ``released_results`` rows of a published cell (``paper_psnr`` and
+    ``paper_ssim`` the paper's numbers, ``d_* = ours − paper``, the tolerance in dB and the
+    verdict), and ``missing`` on the ``paper`` row of a published cell for which the study has no
+    ``main`` number; None elsewhere (inputs, ablations, unpublished cells). New dicts; the input
+    is not changed."""
+    table = verdicts(rows) if rows else None
+    found: dict[tuple, dict] = {}
+    if table is not None:
+        for v in table.to_dict("records"):
+            found[(v["task"], v["dataset"], v["group"], v["method"])] = v
+            if v["verdict"] == MISSING:  # said on the published cell as well
+                found[(v["task"], v["dataset"], PAPER, PAPER)] = v
+    out = []
+    for r in rows:
+        v = found.get((r["task"], r["dataset"], r["group"], r["method"]))
+        extra = dict.fromkeys(SUMMARY_VERDICT_COLUMNS)
+        if v is not None:
+            extra["verdict"] = v["verdict"]
+            if r["group"] != PAPER:
+                extra |= {k: None if _missing(v[k]) else float(v[k]) for k in SUMMARY_VERDICT_COLUMNS[:-1]}
+        out.append({**r, **extra})
+    return out
+
+
+def _missing(value) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))

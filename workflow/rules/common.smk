@@ -21,6 +21,7 @@ from mprnet.vocabulary import (
     FIGURES,
     INPUT,
     MAIN_TABLE,
+    RULER_TABLE,
     RUN_GROUPS,
     TABLE_FORMATS,
     VISUAL_KINDS,

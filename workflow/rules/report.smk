@@ -116,6 +116,24 @@ rule report_cost_table:
         "../scripts/cost_table.py"
 
 
+# The ruler table and its figure: Δ of each ruler readers use against the paper's, per test set.
+rule report_rulers:
+    input:
+        manifest=layout.STUDY_MANIFEST,
+        scores=[path for _, path in TARGETS.ruler_score_files()],
+    output:
+        **table(RULER_TABLE, "../report/table_rulers.rst"),
+        figure=figure(RULER_TABLE, "../report/fig_rulers.rst"),
+        figure_pdf=layout.FIGURE.format(study="{study}", name=RULER_TABLE, ext="pdf"),
+    log:
+        "results/{study}/logs/report/rulers.log",
+    localrule: True
+    conda:
+        MPRNET_ENV
+    script:
+        "../scripts/ruler_table.py"
+
+
 rule report_figures:
     input:
         manifest=layout.STUDY_MANIFEST,

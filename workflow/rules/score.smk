@@ -19,6 +19,26 @@ rule score:
         " --target {params.targets:q} --out {output:q} > {log:q} 2>&1"
 
 
+# The main model's images (first seed) of every scored test set under the paper's ruler and under
+# the rulers readers use instead (mprnet/metrics/rulers.py): the report's ruler table.
+rule ruler_scores:
+    input:
+        unpack(get_score_inputs),
+    output:
+        layout.RULER_SCORES,
+    log:
+        "results/{study}/logs/rulers/{source}/{dataset}.log",
+    conda:
+        MPRNET_ENV
+    params:
+        protocol=get_protocol,
+        images=get_scored_images,
+        targets=get_test_targets,
+    shell:
+        "python -m mprnet.cli rulers --protocol {params.protocol} --pred {params.images:q}"
+        " --target {params.targets:q} --out {output:q} --no-progress > {log:q} 2>&1"
+
+
 # DND has no public ground truth: its restored float outputs become the online benchmark's bundle.
 rule dnd_bundle:
     input:
