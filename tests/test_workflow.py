@@ -118,6 +118,11 @@ def test_paper_plan_lists_every_job_without_data(workdir):
     prepared = {Path(p).parent.parent.name for p in outputs_of(jobs, "prepare")}
     assert PAPER_TEST_SETS | {"rain13k", "sidd_train"} <= prepared
     assert "results/paper/summary.csv" in outputs_of(jobs, "aggregate")
+    # The audit: every scored test set of each main model under the other rulers, and their table.
+    ruled = outputs_of(jobs, "ruler_scores")
+    assert ruled == {f"results/paper/rulers/main/{task}/full/seed{spec['seeds'][0]}/{ds}.csv"
+                     for task, spec in paper["tasks"].items() for ds in spec["test_sets"] if ds != "dnd"}
+    assert {"results/paper/tables/rulers.html", "results/paper/figures/rulers.png"} <= outputs_of(jobs, "report_rulers")
     # Nothing was created: a dry run with no data present.
     assert not (workdir / "results").exists() and not (workdir / "data").exists()
     print(f"paper plan: {len(jobs)} jobs in {elapsed:.1f} s wall, {cpu:.1f} s CPU")
