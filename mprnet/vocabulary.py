@@ -6,6 +6,9 @@ test-set order, table and figure formats, the columns of the aggregated files.
 * ``input``: the degraded test inputs scored as they are (method ``degraded``, the paper's "Input");
 * ``main``: the model trained per task (method ``full``, the variant name of the paper's network);
 * ``ablation``: the variants of the study's ``ablations:`` (``full`` again, on the ablation budget);
+* ``model_best``: the main model's best-validation checkpoint (``model_best.pt``, method
+  ``model_best``), for the runs that validate: how much selecting a checkpoint on the validation
+  set (in the paper's recipe, a test set) moves the numbers of ``main``'s final model;
 * ``official_weights``: the authors' released weights, restored and scored here;
 * ``released_results``: the authors' released result images, scored here;
 * ``paper``: the numbers the paper publishes.
@@ -24,10 +27,11 @@ ABLATION = "ablation"
 INPUT = "input"
 OFFICIAL_WEIGHTS = "official_weights"
 RELEASED_RESULTS = "released_results"
+MODEL_BEST = "model_best"
 PAPER = "paper"
 
 RUN_GROUPS = (MAIN, ABLATION)  # groups of training runs: the first part of a run's source key
-GROUP_ORDER = (PAPER, INPUT, OFFICIAL_WEIGHTS, RELEASED_RESULTS, MAIN, ABLATION)  # rows of summary.csv
+GROUP_ORDER = (PAPER, INPUT, OFFICIAL_WEIGHTS, RELEASED_RESULTS, MAIN, MODEL_BEST, ABLATION)  # rows of summary.csv
 
 # ----------------------------------------------------------------------------- methods
 
@@ -35,7 +39,7 @@ FULL = "full"  # the paper's network: the main model of every task and the ablat
 DEGRADED = "degraded"  # the method name of the inputs (group ``input``)
 
 # The methods of a task's main table and of the paper-vs-ours figure, in their order.
-MAIN_METHODS = (DEGRADED, PAPER, FULL, OFFICIAL_WEIGHTS, RELEASED_RESULTS)
+MAIN_METHODS = (DEGRADED, PAPER, FULL, MODEL_BEST, OFFICIAL_WEIGHTS, RELEASED_RESULTS)
 # Methods that are no model we trained: they never enter an ablation.
 NOT_TRAINED = (DEGRADED, PAPER, OFFICIAL_WEIGHTS, RELEASED_RESULTS)
 
@@ -43,6 +47,7 @@ METHOD_LABELS = {
     DEGRADED: "Input (degraded)",
     PAPER: "Paper",
     FULL: "Ours",
+    MODEL_BEST: "Ours, model_best",
     OFFICIAL_WEIGHTS: "Official weights",
     RELEASED_RESULTS: "Released results",
 }
@@ -55,15 +60,17 @@ VARIANT_LABELS = {
     "two_stage": "2 stages",
 }
 # Axis labels where space is short (per-image and training-curve figures).
-SHORT_LABELS = {DEGRADED: "Input", FULL: "Full", OFFICIAL_WEIGHTS: "Official", RELEASED_RESULTS: "Released"}
+SHORT_LABELS = {DEGRADED: "Input", FULL: "Full", MODEL_BEST: "Best", OFFICIAL_WEIGHTS: "Official",
+                RELEASED_RESULTS: "Released"}
 
 # One colour per method in every figure: indices into seaborn's 10-colour "colorblind" palette
 # (Wong, Nature Methods 8:441, 2011); other variants take the spare colours of the figures.
 METHOD_COLOURS = {
     FULL: 0, PAPER: 1, OFFICIAL_WEIGHTS: 2, RELEASED_RESULTS: 4, DEGRADED: 7,
-    "no_sam": 3, "no_csff": 5, "single_stage": 6, "two_stage": 9,
+    "no_sam": 3, "no_csff": 5, "single_stage": 6, "two_stage": 9, MODEL_BEST: 8,
 }
-METHOD_MARKERS = {DEGRADED: "X", PAPER: "s", FULL: "o", OFFICIAL_WEIGHTS: "D", RELEASED_RESULTS: "^"}
+METHOD_MARKERS = {DEGRADED: "X", PAPER: "s", FULL: "o", MODEL_BEST: "v", OFFICIAL_WEIGHTS: "D",
+                  RELEASED_RESULTS: "^"}
 
 
 def method_label(method: str) -> str:
@@ -118,6 +125,7 @@ MAIN_TABLE = "main_{task}"  # one per task
 ABLATION_TABLE = "ablation"
 COST_TABLE = "cost"
 RULER_TABLE = "rulers"  # Δ of the rulers people use against the paper's, per test set (and its figure)
+TILES_TABLE = "tiles"  # tiled vs whole-image restoration on a sample (mprnet.report.tiles)
 # The study figures (mprnet.report.jobs.study_figures draws them), and the comparison grids:
 # one per (task, scored test set) of the main models, one per test set of the ablation runs.
 FIGURES = ("paper_vs_ours", "ablation_bars", "per_image_psnr", "training_curves", "stage_progression")
@@ -135,6 +143,10 @@ RUNS_COLUMNS = ("task", "dataset", "method", "group", "seed", "psnr", "ssim", "n
                 "train_precision", "scores")
 RUNS_REQUIRED = ("task", "dataset", "method", "group", "seed", "scores")
 SCORE_COLUMNS = ("image", "psnr", "ssim")  # a per-image score file
+# A tile check's per-image file (mprnet.report.tiles): Δ = tiled − whole; ``study`` says which of the
+# two the study's own scores are (``tiled`` or ``whole``), ``tile``/``overlap`` the tiling compared.
+TILE_CHECK_COLUMNS = ("image", "tiled_psnr", "tiled_ssim", "whole_psnr", "whole_ssim", "delta_psnr", "delta_ssim",
+                      "tile", "overlap", "study")
 
 # The study manifest (results/<study>/study.yaml, mprnet.study.targets): its lists of the files the
 # study produces, each entry the fields of what the file is about and its ``path``. The aggregation
@@ -145,3 +157,4 @@ MANIFEST_TRAIN_BENCHMARKS = "train_benchmarks"
 MANIFEST_RESTORE_BENCHMARKS = "restore_benchmarks"
 MANIFEST_STAGE_SCORES = "stage_scores"
 MANIFEST_RULER_SCORES = "ruler_scores"
+MANIFEST_TILE_CHECKS = "tile_checks"

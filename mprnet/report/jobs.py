@@ -57,10 +57,12 @@ def _ablation_scores(runs: PathLike | None, root: PathLike = ".") -> pd.DataFram
     return scores if scores is not None and not scores.empty else None
 
 
-def main_table(summary: PathLike, task: str, out_dir: PathLike, *, with_average: bool | None = None) -> list[Path]:
-    """``main_<task>``: the paper's layout (datasets as columns; paper, ours, Δ and the baselines)."""
+def main_table(summary: PathLike, task: str, out_dir: PathLike, *, with_average: bool | None = None,
+               selection: Mapping | None = None) -> list[Path]:
+    """``main_<task>``: the paper's layout (datasets as columns; paper, ours, Δ and the baselines;
+    ``model_best`` and its Δ to the final model where the run validated, ``selection`` saying on what)."""
     main_rows = _other_groups(read_summary(summary), ABLATION)
-    table = main_results_table(main_rows, task, with_average=with_average)
+    table = main_results_table(main_rows, task, with_average=with_average, selection=dict(selection or {}))
     table.notes += precision_note(main_rows, task)
     return write_table(table, out_dir)
 

@@ -14,7 +14,7 @@ import pandas as pd
 
 from ..errors import DataError
 from ..vocabulary import (ABLATION, ABLATION_TABLE, AVERAGE, COST_TABLE, DIGITS, FULL, MAIN_METHODS, MAIN_TABLE,
-                          METRIC_LABELS, METRICS, NOT_TRAINED, OFFICIAL_WEIGHTS, PAPER, RELEASED_RESULTS,
+                          METRIC_LABELS, METRICS, MODEL_BEST, NOT_TRAINED, OFFICIAL_WEIGHTS, PAPER, RELEASED_RESULTS,
                           method_label, order_datasets, variant_label)
 from ..study.verdicts import RULE, SHORT_VERDICTS, count_verdicts
 from .table import Table, format_ci, format_count, format_duration, format_mean_std, format_number
@@ -23,9 +23,13 @@ from .table import Table, format_ci, format_count, format_duration, format_mean_
 # --------------------------------------------------------------------------------------------
 # Main results, laid out like the paper
 
-# The difference rows of a main table: the method they follow, their row name and label.
-DELTA_ROWS = {FULL: "delta_full_paper", OFFICIAL_WEIGHTS: "delta_official_paper"}
-DELTA_LABELS = {"delta_full_paper": "Δ (ours − paper)", "delta_official_paper": "Δ (official − paper)"}
+# The difference rows of a main table: the method they follow -> (their row name, the method
+# subtracted), and their labels. model_best − model_final: how much choosing the checkpoint on the
+# validation set (in the paper's recipe, a test set) moves the number.
+DELTA_ROWS = {FULL: ("delta_full_paper", PAPER), MODEL_BEST: ("delta_best_final", FULL),
+              OFFICIAL_WEIGHTS: ("delta_official_paper", PAPER)}
+DELTA_LABELS = {"delta_full_paper": "Δ (ours − paper)", "delta_best_final": "Δ (best − final)",
+                "delta_official_paper": "Δ (official − paper)"}
 
 
 def seed_means(summary: pd.DataFrame) -> pd.DataFrame:
@@ -82,9 +86,9 @@ def main_results(summary: pd.DataFrame, task: str, *, with_average: bool | None 
     parts = []
     for method in table.index:
         parts.append(table.loc[[method]])
-        delta = DELTA_ROWS.get(method)
-        if delta and PAPER in table.index:
-            parts.append((table.loc[[method]] - table.loc[PAPER].to_numpy()).rename(index={method: delta}))
+        delta, reference = DELTA_ROWS.get(method, (None, None))
+        if delta and reference in table.index:
+            parts.append((table.loc[[method]] - table.loc[reference].to_numpy()).rename(index={method: delta}))
     return pd.concat(parts)
 
 
@@ -114,20 +118,43 @@ def _verdict_note(verdicts: dict[str, dict[str, str]]) -> list[str]:
     return [f"Verdicts on the {count_verdicts(ours.values())}. Rule: {RULE}."]
 
 
-def main_results_table(summary: pd.DataFrame, task: str, *, with_average: bool | None = None) -> Table:
+def model_best_note(selection: dict) -> tuple[str, str]:
+    """(row label, note) of the ``model_best`` row from ``selection`` (``Study.model_best_selection``:
+    ``val_set``, ``split``, ``test_set``): which set selected the checkpoint, and whether it is a
+    test set of the task itself, whose number is then selected on the images it is scored on."""
+    name = selection["val_set"]
+    label = f"{method_label(MODEL_BEST)} (selected on {name})"
+    where = f"{name} (split {selection['split']})"
+    if selection.get("test_set"):
+        whose = (f"which is the test set {name} itself: its {name} number is selected on the images it is "
+                 "scored on, as the official recipe does")
+    else:
+        whose = "by name not one of this task's test sets"
+    note = (f"{label}: the run's checkpoint of best validation PSNR, selected on {where}, {whose}; "
+            f"{method_label(FULL)} is the run's final checkpoint (model_final), selected on nothing. "
+            f"{DELTA_LABELS['delta_best_final']}: model_best − model_final.")
+    return label, note
+
+
+def main_results_table(summary: pd.DataFrame, task: str, *, with_average: bool | None = None,
+                       selection: dict | None = None) -> Table:
+    """The task's main table (:func:`main_results` formatted). ``selection``: how its ``model_best``
+    rows were selected (``Study.model_best_selection``), for their label and note."""
     numbers = main_results(summary, task, with_average=with_average)
     seeds = seed_means(summary[(summary["task"] == task) & (summary["method"] == FULL)])["n_seeds"]
     verdicts = task_verdicts(summary, task)
     header = [(str(d), METRIC_LABELS[m]) for d, m in numbers.columns]
     rows, data_rows = [], []
     rules = set()
-    delta_of = {row: method for method, row in DELTA_ROWS.items()}
+    best_label, best_note = model_best_note(selection) if selection and MODEL_BEST in numbers.index else (None, None)
+    delta_of = {row: method for method, (row, _) in DELTA_ROWS.items()}
     for i, (method, values) in enumerate(numbers.iterrows()):
         if i and method in (FULL, OFFICIAL_WEIGHTS, RELEASED_RESULTS):
             rules.add(len(rows))
         delta = method in DELTA_LABELS
         cells = [format_number(values[(d, m)], DIGITS[m], signed=delta) for d, m in numbers.columns]
-        rows.append((DELTA_LABELS.get(method, method_label(method)), cells))
+        label = best_label if method == MODEL_BEST and best_label else method_label(method)
+        rows.append((DELTA_LABELS.get(method, label), cells))
         data_rows.append(values.rename(method))
         # A method's verdict row follows its Δ row, or its own row where it has no Δ row.
         owner = delta_of.get(method, None if method in DELTA_ROWS else method)
@@ -145,6 +172,8 @@ def main_results_table(summary: pd.DataFrame, task: str, *, with_average: bool |
         notes.append(f"Ours: mean over {int(seeds.max())} seeds.")
     if AVERAGE in numbers.columns.get_level_values(0):
         notes.append("Average: mean of the dataset means, as in the paper.")
+    if best_note:
+        notes.append(best_note)
     notes += _verdict_note(verdicts)
     return Table(
         name=MAIN_TABLE.format(task=task),

@@ -4,7 +4,8 @@ The workflow writes a study manifest (``results/<study>/study.yaml``) listing ev
 score file with what it scores; this module reads them and writes
 
 * ``summary.csv``: columns ``task,dataset,method,psnr,ssim,n_images`` and then ``group``
-  (``input``, ``main``, ``ablation``, ``official_weights``, ``released_results``, ``paper``),
+  (``input``, ``main``, ``model_best``, ``ablation``, ``official_weights``, ``released_results``,
+  ``paper``),
   ``n_seeds``, ``psnr_std``, ``ssim_std`` (standard deviation over seeds, empty for one seed),
   ``precision`` (``fp32`` or ``bf16``: the arithmetic the images were restored in; empty for the
   inputs, released results and the paper), ``train_precision`` (``fp32``, ``bf16`` or ``fp16``:
@@ -36,8 +37,8 @@ from ..csv_files import read_csv_checked
 from ..errors import ConfigError, DataError
 from ..metrics.scoring import check_scores
 from ..precision import trained_precision
-from ..vocabulary import (AVERAGE, GROUP_ORDER, INPUT, MAIN, MANIFEST_SCORES, PAPER, RUNS_COLUMNS, SCORE_COLUMNS,
-                          SUMMARY_COLUMNS)
+from ..vocabulary import (AVERAGE, GROUP_ORDER, INPUT, MAIN, MANIFEST_SCORES, MODEL_BEST, PAPER, RUNS_COLUMNS,
+                          SCORE_COLUMNS, SUMMARY_COLUMNS)
 from ..yaml_files import read_yaml_mapping
 from .verdicts import with_verdicts
 
@@ -171,7 +172,7 @@ def aggregate(manifest_path: str | Path, summary: str | Path, runs_csv: str | Pa
         for r in rows:
             if r["group"] == PAPER:
                 continue
-            key = r["method"] if r["group"] in (MAIN, INPUT) else f"{r['group']}/{r['method']}"
+            key = r["method"] if r["group"] in (MAIN, INPUT, MODEL_BEST) else f"{r['group']}/{r['method']}"
             nested.setdefault(r["task"], {}).setdefault(r["dataset"], {})[key] = {
                 "psnr": _json_number(r["psnr"]), "ssim": _json_number(r["ssim"])}
         atomic_write_text(metrics, json.dumps(nested, indent=2, sort_keys=True) + "\n")

@@ -172,12 +172,15 @@ def load_study(config: dict, schema_path: str | Path, root: str | Path = ".",
         runs += [_run(name, ABLATION, spec, variant, seed, ablation.train_set, {**spec.model, **switches},
                       ablation.recipe, tuple(spec.test_sets[ds] for ds in ablation.test_sets), data)
                  for variant, switches in ablation.variants.items() for seed in ablation.seeds]
+    report = ReportSettings.from_section(section.get("report"))
+    if report.tile_check_tile:
+        check_tiling(report.tile_check_tile, report.tile_check_overlap, f"config key {name}.report.tile_check_tile",
+                     f"config key {name}.report.tile_check_overlap")
     return Study(
         name=name, description=section.get("description", ""), data=data, tasks=tasks, ablation=ablation,
         pretrained={task: entry["checkpoint"] for task, entry in section.get("pretrained", {}).items()},
         released_results={task: dict(sets) for task, sets in section.get("released_results", {}).items()},
-        published=section["published"], report=ReportSettings.from_section(section.get("report")),
-        runs=tuple(runs), section=section)
+        published=section["published"], report=report, runs=tuple(runs), section=section)
 
 
 def _data_settings(data: dict) -> DataSettings:

@@ -1,4 +1,5 @@
-"""The study-level files the workflow writes: each run's config and the study manifest."""
+"""The study-level files the workflow writes and reads: each run's config, the study manifest and
+the weights a restore job loads."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 import yaml
 
 from ..atomic import atomic_write_text
-from ..errors import ConfigError
+from ..errors import CheckpointError, ConfigError
 from ..training.config import config_differences, dump_config, load_config, resolve_config
 
 
@@ -19,6 +20,21 @@ def write_run_config(config: dict, out: str | os.PathLike) -> Path:
     resolve_config(config)
     dump_config(config, out)
     return Path(out)
+
+
+def restored_weights(waited_for: str | os.PathLike, weights: str | os.PathLike) -> Path:
+    """The weights a restore job loads (``Targets.checkpoint``), checked. When they are not the
+    file the job waited for (``Targets.restore_input``), they are a run's ``model_best.pt``,
+    which no rule declares: the trainer writes it beside ``model_final.pt`` only when the run
+    validates (:func:`mprnet.training.config.validates`). Raises ``CheckpointError`` naming the
+    file when it is missing (the run never validated: e.g. trained before its config set
+    ``data.val``)."""
+    weights = Path(weights)
+    if weights != Path(waited_for) and not weights.is_file():
+        raise CheckpointError(f"{weights}: no such file: the run finished ({waited_for}) without a best-validation "
+                              "checkpoint, so it never validated (data.val and train.val_every_epochs or "
+                              "val_every_iterations must be set when it trains)")
+    return weights
 
 
 def prepare_run_folder(config: dict, run_dir: str | os.PathLike, out: str | os.PathLike) -> Path:

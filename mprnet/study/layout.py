@@ -5,7 +5,8 @@ wildcards) and :class:`mprnet.study.targets.Targets` formats them for its target
 changed in one place. Fields: ``root``, the data folder, and ``dataset``/``split`` of a prepared
 set; ``study``; a training run's ``group`` (``main`` or ``ablation``), ``task``, ``variant`` and
 ``seed``; ``source``, what produced the images scored (:class:`mprnet.study.spec.Source`'s key): a
-run key ``<group>/<task>/<variant>/seed<seed>``, ``official_weights/<task>`` (the authors' weights),
+run key ``<group>/<task>/<variant>/seed<seed>`` (``model_best/...``: a main run's best-validation
+checkpoint), ``official_weights/<task>`` (the authors' weights),
 ``input/<task>`` (the degraded inputs themselves, the paper's "Input" row) or
 ``released_results/<task>`` (the authors' released result images); ``dataset``, a test set.
 """
@@ -20,6 +21,7 @@ RUN = RESULTS + "/runs/{group}/{task}/{variant}/seed{seed}"
 
 RUN_CONFIG = RUN + "/run.yaml"  # what the study asks of the run (mprnet train --config)
 MODEL = RUN + "/model_final.pt"  # the finished model; checkpoint.pt, metrics.csv, train.log beside it
+BEST_MODEL = RUN + "/model_best.pt"  # best validation PSNR, when the run validates: no declared output
 TRAINING_LOG = RUN + "/metrics.csv"  # not a declared output: it must survive the retries
 TRAIN_BENCHMARK = RESULTS + "/benchmarks/train/{group}/{task}/{variant}/seed{seed}.tsv"
 
@@ -28,6 +30,7 @@ RESTORE_BENCHMARK = RESULTS + "/benchmarks/restore/{source}/{dataset}.tsv"
 SCORES = RESULTS + "/scores/{source}/{dataset}.csv"
 RULER_SCORES = RESULTS + "/rulers/{source}/{dataset}.csv"  # per image, the paper's and the other rulers
 STAGE_SCORES = RESULTS + "/stage_scores/{source}/{dataset}.csv"
+TILE_CHECK = RESULTS + "/tile_checks/{source}/{dataset}.csv"  # tiles vs whole images, per image of a sample
 SUBMISSION = RESULTS + "/submissions/{source}/{dataset}"  # DND's online-benchmark bundle
 
 STUDY_MANIFEST = RESULTS + "/study.yaml"  # every file the study produces (mprnet.study.targets)

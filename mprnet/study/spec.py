@@ -15,7 +15,7 @@ from typing import Any
 
 from ..metrics.protocols import Protocol, get_protocol
 from ..restore import DEFAULT_OVERLAP, DEFAULT_PRECISION
-from ..vocabulary import DEGRADED, INPUT, OFFICIAL_WEIGHTS, RUN_GROUPS
+from ..vocabulary import DEGRADED, INPUT, MODEL_BEST, OFFICIAL_WEIGHTS, RUN_GROUPS
 
 
 def canonical(value: Any) -> Any:
@@ -141,8 +141,9 @@ class Run:
 
 @dataclass(frozen=True)
 class Source:
-    """What produced a set of scored images: a run (group ``main`` or ``ablation``), the official
-    weights, the degraded inputs themselves or the authors' released results (the groups of
+    """What produced a set of scored images: a run (group ``main`` or ``ablation``: its final
+    model), a main run's best-validation checkpoint (group ``model_best``), the official weights,
+    the degraded inputs themselves or the authors' released results (the groups of
     :mod:`mprnet.vocabulary`). Its :attr:`key` is the ``source`` field of the results layout."""
 
     group: str
@@ -152,25 +153,35 @@ class Source:
 
     @property
     def key(self) -> str:
-        """``<group>/<task>/<variant>/seed<seed>`` for a run, ``<group>/<task>`` otherwise."""
-        if self.is_run:
+        """``<group>/<task>/<variant>/seed<seed>`` for a trained model, ``<group>/<task>`` otherwise."""
+        if self.trained:
             return run_key(self.group, self.task, self.variant, self.seed)
         return f"{self.group}/{self.task}"
 
     @property
     def is_run(self) -> bool:
+        """Whether it is a training run's final model (group ``main`` or ``ablation``)."""
         return self.group in RUN_GROUPS
 
     @property
+    def trained(self) -> bool:
+        """Whether its model was trained here: a run's final model or a main run's ``model_best``."""
+        return self.is_run or self.group == MODEL_BEST
+
+    @property
     def restores(self) -> bool:
-        """Whether its images are restored here (a run's model or the official weights)."""
-        return self.is_run or self.group == OFFICIAL_WEIGHTS
+        """Whether its images are restored here (a model trained here or the official weights)."""
+        return self.trained or self.group == OFFICIAL_WEIGHTS
 
     @property
     def method(self) -> str:
-        """The method name of summary.csv: the run's variant, else the group (``degraded`` inputs)."""
+        """The method name of summary.csv: the run's variant, ``model_best`` for a best-validation
+        checkpoint (so that it never averages with the final model), else the group (``degraded``
+        inputs)."""
         if self.group == INPUT:
             return DEGRADED
+        if self.group == MODEL_BEST:
+            return MODEL_BEST
         return self.variant or self.group
 
 
@@ -192,8 +203,30 @@ class ReportSettings:
     visual_images: int = 3  # images per comparison grid
     bootstrap_resamples: int = 10_000  # paired bootstrap of the ablation table and bars
     bootstrap_seed: int = 0
+    # The tiles-vs-whole check (TileCheck): images per scored test set (0: no check), and the tile
+    # and overlap (pixels) a sample of a task restored whole is restored in (tile None: not checked).
+    tile_check_images: int = 5
+    tile_check_tile: int | None = None
+    tile_check_overlap: int = DEFAULT_OVERLAP
 
     @classmethod
     def from_section(cls, section: dict | None) -> "ReportSettings":
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in (section or {}).items() if k in known})
+
+
+@dataclass(frozen=True)
+class TileCheck:
+    """Tiles against whole images on a sample of one task's test sets (``mprnet.report.tiles``).
+
+    The study restores the task either in tiles (``restore.tile``) or whole; the check restores
+    ``images`` images of each scored test set the other way, with the same model and precision,
+    and compares per image with the study's own scores. ``tile``/``overlap`` (pixels) are the
+    tiling compared: the task's own when ``study_tiles``, else the report's ``tile_check_tile``
+    and ``tile_check_overlap``.
+    """
+
+    tile: int
+    overlap: int
+    study_tiles: bool  # True: the study's images are tiled, the check restores whole ones
+    images: int

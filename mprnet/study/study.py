@@ -4,7 +4,9 @@
 those of :mod:`mprnet.study.spec`. Where each of the study's files lies is
 :class:`mprnet.study.targets.Targets`' business. Runs are identified by
 ``<group>/<task>/<variant>/seed<seed>``: group ``main`` holds one model per task (variant ``full``),
-group ``ablation`` the variants of ``ablations:``.
+group ``ablation`` the variants of ``ablations:``. A main run that validates (its resolved run
+config, :func:`mprnet.training.config.validates`) also gives a ``model_best`` source: its
+best-validation checkpoint, restored and scored on the same test sets.
 """
 
 from __future__ import annotations
@@ -13,9 +15,10 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from ..errors import ConfigError
-from ..vocabulary import ABLATION, FULL, INPUT, MAIN, OFFICIAL_WEIGHTS, RELEASED_RESULTS
-from .spec import (Ablation, DataSettings, ReportSettings, RestoreSettings, Run, Source, Task, TestSet, canonical,
-                   run_key)
+from ..training.config import validates
+from ..vocabulary import ABLATION, FULL, INPUT, MAIN, MODEL_BEST, OFFICIAL_WEIGHTS, RELEASED_RESULTS
+from .spec import (Ablation, DataSettings, ReportSettings, RestoreSettings, Run, Source, Task, TestSet, TileCheck,
+                   canonical, run_key)
 
 MAIN_VARIANT = FULL
 
@@ -58,11 +61,25 @@ class Study:
     def runs_of(self, group: str) -> list[Run]:
         return [run for run in self.runs if run.group == group]
 
+    def validating_runs(self) -> list[Run]:
+        """The main runs that validate (:func:`mprnet.training.config.validates` of their resolved
+        config), and so write ``model_best.pt``: each gives a ``model_best`` source."""
+        return [run for run in self.runs_of(MAIN) if validates(run.resolved)]
+
+    def run_of(self, source: Source) -> Run:
+        """The training run behind a trained source (a run's own, or the main run of a ``model_best``)."""
+        if not source.trained:
+            raise ConfigError(f"{source.key} was not trained here: no run behind it")
+        group = MAIN if source.group == MODEL_BEST else source.group
+        return self.run(group, source.task, source.variant, source.seed)
+
     @cached_property
     def sources(self) -> dict[str, Source]:
         """Every source of the study by its key (the layout's ``source`` field): the runs, the
-        official weights, the inputs and the released results of each task that has them."""
+        ``model_best`` of the validating main runs, the official weights, the inputs and the
+        released results of each task that has them."""
         sources = [Source(r.group, r.task, r.variant, r.seed) for r in self.runs]
+        sources += [Source(MODEL_BEST, r.task, r.variant, r.seed) for r in self.validating_runs()]
         sources += [Source(OFFICIAL_WEIGHTS, task) for task in self.pretrained]
         sources += [Source(INPUT, task) for task in self.tasks]
         sources += [Source(RELEASED_RESULTS, task) for task in self.released_results]
@@ -114,8 +131,12 @@ class Study:
         return source, ts
 
     def restored_sources(self) -> list[tuple[Source, TestSet]]:
-        """Every (source, test set) the study restores: each run's test sets, then the official weights'."""
+        """Every (source, test set) the study restores: each run's test sets, each ``model_best``'s
+        scored test sets (the same as its run's final model, bundles excepted), then the official
+        weights'."""
         pairs = [(self.run_source(run), ts) for run in self.runs for ts in run.test_sets]
+        pairs += [(self.sources[Source(MODEL_BEST, run.task, run.variant, run.seed).key], ts)
+                  for run in self.validating_runs() for ts in run.test_sets if ts.scored]
         for task in self.pretrained:
             source = self.task_source(OFFICIAL_WEIGHTS, task)
             pairs += [(source, ts) for ts in self.tasks[task].test_sets.values()]
@@ -185,6 +206,40 @@ class Study:
             runs = [run for run in self.runs_of(MAIN) if run.task == task]
             if runs:
                 pairs += [(self.run_source(runs[0]), ts) for ts in runs[0].test_sets if ts.scored]
+        return pairs
+
+    def model_best_selection(self, task: str) -> dict:
+        """How the ``model_best`` of ``task``'s main runs was selected, for its table row and note:
+        ``{val_set: <name>, split: <split>, test_set: <whether that set is one of the task's test
+        sets (by name and split)>}``, or {} when no main run of the task validates."""
+        runs = [run for run in self.validating_runs() if run.task == task]
+        if not runs:
+            return {}
+        ref = runs[0].val_set
+        tests = {(ts.name, ts.split) for ts in self.tasks[task].test_sets.values()}
+        return {"val_set": ref.name, "split": ref.split, "test_set": (ref.name, ref.split) in tests}
+
+    def tile_check(self, task: str) -> TileCheck | None:
+        """The tiles-vs-whole check of ``task``: the task's own tiles (the check restores whole
+        images) when it restores in tiles, else the report's ``tile_check_tile`` (the check restores
+        in tiles); None when it has neither or ``report.tile_check_images`` is 0."""
+        restore, report = self.tasks[task].restore, self.report
+        if not report.tile_check_images:
+            return None
+        if restore.tile:
+            return TileCheck(restore.tile, restore.overlap, True, report.tile_check_images)
+        if report.tile_check_tile:
+            return TileCheck(report.tile_check_tile, report.tile_check_overlap, False, report.tile_check_images)
+        return None
+
+    def tile_checks(self) -> list[tuple[Source, TestSet]]:
+        """(source, test set) of every tiles-vs-whole check: the first seed's main model of each
+        task that has a :meth:`tile_check`, on each of its scored test sets."""
+        pairs, seen = [], set()
+        for run in self.runs_of(MAIN):
+            if run.task not in seen and self.tile_check(run.task):
+                seen.add(run.task)
+                pairs += [(self.run_source(run), ts) for ts in run.test_sets if ts.scored]
         return pairs
 
     def main_stage_runs(self) -> list[Run]:

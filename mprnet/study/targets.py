@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from ..vocabulary import (ABLATION, ABLATION_TABLE, COST_TABLE, FIGURES, INPUT, MAIN, MAIN_TABLE,
                           MANIFEST_RESTORE_BENCHMARKS, MANIFEST_RULER_SCORES, MANIFEST_SCORES, MANIFEST_STAGE_SCORES,
-                          MANIFEST_TRAIN_BENCHMARKS, MANIFEST_TRAINING_LOGS, OFFICIAL_WEIGHTS, RELEASED_RESULTS,
-                          RULER_TABLE, VISUAL_KINDS)
+                          MANIFEST_TILE_CHECKS, MANIFEST_TRAIN_BENCHMARKS, MANIFEST_TRAINING_LOGS, MODEL_BEST,
+                          OFFICIAL_WEIGHTS, RELEASED_RESULTS, RULER_TABLE, TILES_TABLE, VISUAL_KINDS)
 from . import layout
 from .spec import DatasetRef, Run, Source, TestSet, canonical
 from .study import Study
@@ -57,10 +57,20 @@ class Targets:
         return [self.path(pattern, **run.fields) for run in (self.study.runs if runs is None else runs)]
 
     def checkpoint(self, source: Source) -> str:
-        """The weights a source restores with: a run's final model or the configured official file."""
+        """The weights a source restores with: a run's final model, a main run's best-validation
+        checkpoint (``model_best``) or the configured official file."""
         if source.group == OFFICIAL_WEIGHTS:
             return self.study.pretrained[source.task]
-        return self.path(layout.MODEL, **self.study.run(source.group, source.task, source.variant, source.seed).fields)
+        pattern = layout.BEST_MODEL if source.group == MODEL_BEST else layout.MODEL
+        return self.path(pattern, **self.study.run_of(source).fields)
+
+    def restore_input(self, source: Source) -> str:
+        """The file a restore job of ``source`` waits for: its :meth:`checkpoint`, except for a
+        ``model_best``, which no rule declares (the trainer writes it beside the final model only
+        when the run validates): its run's ``model_final.pt``, the train job's declared output."""
+        if source.group == MODEL_BEST:
+            return self.path(layout.MODEL, **self.study.run_of(source).fields)
+        return self.checkpoint(source)
 
     def restored(self, source: Source, ts: TestSet) -> str:
         return self.path(layout.RESTORED, source=source.key, dataset=ts.name)
@@ -107,6 +117,12 @@ class Targets:
         its task, test set, method, group, seed and the paper's protocol for it."""
         return [({"task": s.task, "dataset": ts.name, "method": s.method, "group": s.group, "seed": s.seed,
                   "protocol": ts.protocol}, self.ruler_scores(s, ts)) for s, ts in self.study.ruler_sources()]
+    def tile_check_files(self) -> list[tuple[dict, str]]:
+        """(fields, per-image file) of every tiles-vs-whole check (``Study.tile_checks``): task,
+        dataset, method, seed and source."""
+        return [({"task": source.task, "dataset": ts.name, "method": source.method, "seed": source.seed,
+                  "source": source.key}, self.path(layout.TILE_CHECK, source=source.key, dataset=ts.name))
+                for source, ts in self.study.tile_checks()]
 
     def ablation_stats(self) -> list[str]:
         """The ablation statistics file, if the study has ablations (the figures job's optional input)."""
@@ -142,6 +158,8 @@ class Targets:
             names.append(ABLATION_TABLE)
         if self.study.ruler_sources():
             names.append(RULER_TABLE)
+        if self.study.tile_checks():
+            names.append(TILES_TABLE)
         return names + [COST_TABLE]
 
     def figure_names(self) -> list[str]:
@@ -173,8 +191,8 @@ class Targets:
             if source.seed is not None or source.group == OFFICIAL_WEIGHTS:
                 entry["seed"] = source.seed
             entry["precision"] = self.study.precision(source)
-            if source.is_run:
-                entry["model"] = self.checkpoint(source)  # says what precision it trained in
+            if source.trained:
+                entry["model"] = self.restore_input(source)  # the run's final model: its training precision
             entry["path"] = self.scores(source, ts)
             entries.append(entry)
         return entries
@@ -183,8 +201,8 @@ class Targets:
         """The study manifest (``study.yaml``): the study's description, the paper's numbers, its
         runs, and every file the study produces that a later job reads, each with its fields:
         ``scores`` (the aggregation), ``training_logs``, ``train_benchmarks``,
-        ``restore_benchmarks``, ``stage_scores`` and ``ruler_scores`` (the report). Keys sorted: a
-        params value."""
+        ``restore_benchmarks``, ``stage_scores``, ``ruler_scores`` and ``tile_checks`` (the report).
+        Keys sorted: a params value."""
         study = self.study
         ablation = None
         if study.ablation:
@@ -209,4 +227,5 @@ class Targets:
             MANIFEST_RESTORE_BENCHMARKS: files(self.restore_benchmarks()),
             MANIFEST_STAGE_SCORES: files(self.stage_score_files()),
             MANIFEST_RULER_SCORES: files(self.ruler_score_files()),
+            MANIFEST_TILE_CHECKS: files(self.tile_check_files()),
         })

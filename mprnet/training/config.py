@@ -215,6 +215,17 @@ def launch_needs(resolved: dict) -> dict[str, int]:
     return {"processes": processes, "gpus": 0 if runtime["device"] == "cpu" else processes}
 
 
+def validates(resolved: dict) -> bool:
+    """Whether a run of ``resolved`` (a run config after ``resolve_config``) validates, and so
+    writes ``model_best.pt`` beside ``model_final.pt``: ``data.val`` is set and so is
+    ``train.val_every_iterations`` or ``train.val_every_epochs``. The trainer's rule
+    (``Trainer._after_iteration``: it validates every ``val_every`` iterations and at the last
+    one, keeping the checkpoint of the best validation PSNR, as the official ``train.py`` keeps
+    ``model_best.pth``); ``tests/test_training.py`` holds the two to each other."""
+    train = resolved["train"]
+    return bool(resolved["data"].get("val")) and bool(train["val_every_iterations"] or train["val_every_epochs"])
+
+
 def config_differences(old: dict, new: dict, ignore: tuple[str, ...] = RESUME_FREE_SECTIONS) -> list[str]:
     """Dotted keys whose values differ between two resolved configs (``ignore``d sections skipped)."""
     diffs: list[str] = []

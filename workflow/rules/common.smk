@@ -24,6 +24,7 @@ from mprnet.vocabulary import (
     RULER_TABLE,
     RUN_GROUPS,
     TABLE_FORMATS,
+    TILES_TABLE,
     VISUAL_KINDS,
 )
 
@@ -134,9 +135,18 @@ def get_protocol(wildcards):
 
 
 def get_restore_inputs(wildcards):
-    """The weights and the test set's manifest (ConfigError for a source that restores nothing)."""
+    """The weights waited for and the test set's manifest (ConfigError for a source that restores
+    nothing)."""
     source, ts = STUDY.restored(wildcards.source, wildcards.dataset)
-    return {"checkpoint": TARGETS.checkpoint(source), "data": TARGETS.data_manifest(ts)}
+    return {
+        "checkpoint": TARGETS.restore_input(source),
+        "data": TARGETS.data_manifest(ts),
+    }
+
+
+def get_restore_weights(wildcards):
+    """The weights loaded: the checkpoint waited for, or a run's model_best.pt beside it."""
+    return TARGETS.checkpoint(STUDY.restored(wildcards.source, wildcards.dataset)[0])
 
 
 def get_restore_settings(wildcards):
@@ -173,6 +183,35 @@ def get_all_scores(wildcards):
     return TARGETS.all_scores()
 
 
+def _tile_check(wildcards):
+    """The (source, test set) of a tiles-vs-whole check; ConfigError for one the study has not."""
+    source, ts = STUDY.scored(wildcards.source, wildcards.dataset)
+    if (source, ts) not in STUDY.tile_checks():
+        raise ConfigError(
+            f"study {STUDY.name} has no tile check of {source.key} on {ts.name}"
+        )
+    return source, ts
+
+
+def get_tile_check_inputs(wildcards):
+    """The model waited for, the test set's manifest and the study's own scores of the sample."""
+    source, ts = _tile_check(wildcards)
+    return {
+        "checkpoint": TARGETS.restore_input(source),
+        "data": TARGETS.data_manifest(ts),
+        "scores": TARGETS.scores(source, ts),
+    }
+
+
+def get_tile_check(wildcards):
+    """The check's tiling (mprnet.study.spec.TileCheck) and the study's restore settings of the set."""
+    source, ts = _tile_check(wildcards)
+    return {
+        "check": STUDY.tile_check(source.task),
+        "settings": STUDY.restore_settings(source, ts),
+    }
+
+
 # ----------------------------------------------------------------------------- report
 
 
@@ -197,6 +236,11 @@ def figure(name, caption, category="Figures"):
 def get_with_average(wildcards):
     """Whether the task's main table has the paper's Average column (deraining)."""
     return wildcards.task in STUDY.average_tasks()
+
+
+def get_model_best_selection(wildcards):
+    """On what the task's model_best was selected ({} if its runs do not validate)."""
+    return STUDY.model_best_selection(wildcards.task)
 
 
 def get_visual_panels(wildcards):

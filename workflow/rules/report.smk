@@ -52,6 +52,7 @@ rule report_main_table:
         MPRNET_ENV
     params:
         with_average=get_with_average,
+        selection=get_model_best_selection,
     script:
         "../scripts/main_table.py"
 

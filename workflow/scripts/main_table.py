@@ -8,4 +8,4 @@ from mprnet.scripts import job_log
 with job_log(snakemake):
     p = snakemake.params
     main_table(snakemake.input.summary, snakemake.wildcards.task, Path(snakemake.output.md).parent,
-               with_average=p.with_average)
+               with_average=p.with_average, selection=p.selection)
