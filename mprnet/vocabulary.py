@@ -137,6 +137,7 @@ SCORE_COLUMNS = ("image", "psnr", "ssim")  # a per-image score file
 # reads the score files; the report jobs the others.
 MANIFEST_SCORES = "scores"
 MANIFEST_TRAINING_LOGS = "training_logs"
-MANIFEST_TRAIN_BENCHMARKS = "train_benchmarks"
+MANIFEST_JOB_COSTS = "job_costs"  # every job that computes (train, restore, score) and its records
+COST_PHASES = {"train": "training", "restore": "restoring", "score": "scoring"}  # the cost's jobs, in order
 MANIFEST_RESTORE_BENCHMARKS = "restore_benchmarks"
 MANIFEST_STAGE_SCORES = "stage_scores"

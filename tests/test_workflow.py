@@ -118,6 +118,11 @@ def test_paper_plan_lists_every_job_without_data(workdir):
     prepared = {Path(p).parent.parent.name for p in outputs_of(jobs, "prepare")}
     assert PAPER_TEST_SETS | {"rain13k", "sidd_train"} <= prepared
     assert "results/paper/summary.csv" in outputs_of(jobs, "aggregate")
+    # The cost of every job that computes, and its headline (cost.json) for the README and the report.
+    assert "results/paper/cost.json" in outputs_of(jobs, "report_cost_table")
+    assert "results/paper/tables/cost.html" in outputs_of(jobs, "report_cost_table")
+    log = proc.stdout + proc.stderr
+    assert "results/paper/benchmarks/score/input/deraining/rain100h.tsv" in log, "the score jobs keep no benchmark"
     # Nothing was created: a dry run with no data present.
     assert not (workdir / "results").exists() and not (workdir / "data").exists()
     print(f"paper plan: {len(jobs)} jobs in {elapsed:.1f} s wall, {cpu:.1f} s CPU")

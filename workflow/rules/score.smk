@@ -8,6 +8,8 @@ rule score:
         layout.SCORES,
     log:
         "results/{study}/logs/score/{source}/{dataset}.log",
+    benchmark:
+        layout.SCORE_BENCHMARK
     conda:
         MPRNET_ENV
     params:
