@@ -56,6 +56,14 @@ rulers = pd.read_csv(sys.argv[1].replace("summary.csv", "tables/rulers.csv"))
 assert set(rulers["dataset"]) == {"demo_rain", "demo_blur", "demo_noise"}, set(rulers["dataset"])
 assert (rulers.loc[rulers["ruler"] == "paper", "d_psnr_mean"] == 0).all()
 print(f"rulers.csv: {len(rulers)} rows, rulers {sorted(set(rulers['ruler']))}")
+# The study's cost: every training attempt recorded, the headline at the top of the results README.
+import json
+from pathlib import Path
+results = Path(sys.argv[1]).parent
+cost = json.loads((results / "cost.json").read_text())
+assert cost["training_attempts"] >= 6 and not cost["lower_bound"], cost
+assert f"**Cost.** {cost['headline']}" in (results / "README.md").read_text(), "README.md lacks the cost headline"
+print(f"{results}: {cost['headline']}")
 PY
 }
 
@@ -70,7 +78,8 @@ import re
 import sys
 html = open(sys.argv[1], encoding="utf-8").read()
 for needle in ("MPRNet reproduction study", "Where everything is", "main_deblurring.html", "paper_vs_ours.png",
-               "ablation_bars.png", "visual_deraining_demo_rain.png", "provenance.html", "rulers.html", "rulers.png"):
+               "ablation_bars.png", "visual_deraining_demo_rain.png", "provenance.html", "rulers.html", "rulers.png",
+               "<strong>Cost.</strong> Reproducing these results cost"):
     assert needle in html, f"report.html lacks {needle!r}"
 assert not re.search(r"System Message|Unknown target name", html), "the report's description has rst errors"
 print(f"{sys.argv[1]}: {len(html) / 1e6:.1f} MB, description and every result present")

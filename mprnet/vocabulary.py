@@ -153,7 +153,9 @@ TILE_CHECK_COLUMNS = ("image", "tiled_psnr", "tiled_ssim", "whole_psnr", "whole_
 # reads the score files; the report jobs the others.
 MANIFEST_SCORES = "scores"
 MANIFEST_TRAINING_LOGS = "training_logs"
-MANIFEST_TRAIN_BENCHMARKS = "train_benchmarks"
+MANIFEST_JOB_COSTS = "job_costs"  # every job that computes (train, restore, score) and its records
+# the cost's jobs, in order; "audit": the ruler scores and the tiles-vs-whole checks
+COST_PHASES = {"train": "training", "restore": "restoring", "score": "scoring", "audit": "auditing"}
 MANIFEST_RESTORE_BENCHMARKS = "restore_benchmarks"
 MANIFEST_STAGE_SCORES = "stage_scores"
 MANIFEST_RULER_SCORES = "ruler_scores"

@@ -198,6 +198,10 @@ def test_train_rule_whose_whole_session_gets_sigterm_checkpoints_where_it_stoppe
     assert history.count("== mprnet train --resume") == 2, history[-3000:]  # each attempt kept
     assert f"resuming {RUN}/checkpoint.pt at iteration {stopped_at}" in history, history[-3000:]
     assert "done, final model" in history
+    # Both attempts are in the run's cost record; the job's benchmark file keeps the second only.
+    attempts = _column_rows(run / "attempts.csv")
+    assert [(r["start_iteration"], r["end_iteration"], r["ended"], r["detail"]) for r in attempts] == [
+        ("0", str(stopped_at), "stopped", "SIGTERM"), (str(stopped_at), str(LENGTH), "finished", "")]
 
     _assert_bit_identical(_weights(workdir / target), _uninterrupted(workdir, env))
 
@@ -283,6 +287,9 @@ def test_two_process_train_job_whose_processes_all_get_sigterm_stops_at_one_iter
     history = (run / "train.log").read_text()
     assert f"resuming {RUN}/checkpoint.pt at iteration {stopped_at}" in history, history[-3000:]
     assert [int(r) for r in _column(run / "metrics.csv", "iteration")] == list(range(1, length + 1))
+    attempts = _column_rows(run / "attempts.csv")  # rank 0's record of both attempts, of both processes
+    assert [(r["processes"], r["start_iteration"], r["ended"]) for r in attempts] == [
+        ("2", "0", "stopped"), ("2", str(stopped_at), "finished")]
     _assert_close(_weights(run / "model_final.pt"), _uninterrupted(tmp_path, env, processes=1),
                   _initial_weights(tmp_path))
 
@@ -360,6 +367,9 @@ def test_slurm_training_job_signalled_twice_is_resubmitted_and_ends_with_the_sam
     assert SLURM_AFTER <= stops[0] and stops[0] + SLURM_AFTER <= stops[1] < SLURM_LENGTH, stops
     assert resumes == stops  # each retry continued from the stop checkpoint of the one before
     assert [int(r) for r in _column(run / "metrics.csv", "iteration")] == list(range(1, SLURM_LENGTH + 1))
+    attempts = _column_rows(run / "attempts.csv")  # each Slurm job's attempt in the run's cost record
+    assert [(r["slurm_job"], r["start_iteration"], r["ended"]) for r in attempts] == [
+        (jobs[0], "0", "stopped"), (jobs[1], str(stops[0]), "stopped"), (jobs[2], str(stops[1]), "finished")]
     _assert_bit_identical(_weights(run / "model_final.pt"), _uninterrupted(workdir, env))
 
 
@@ -406,10 +416,14 @@ def test_slurm_two_process_training_job_preempted_resumes_with_the_weights_of_on
 
 
 def _column(csv_path: Path, name: str) -> list[str]:
+    return [row[name] for row in _column_rows(csv_path)]
+
+
+def _column_rows(csv_path: Path) -> list[dict]:
     import csv
 
     with open(csv_path, newline="") as fh:
-        return [row[name] for row in csv.DictReader(fh)]
+        return list(csv.DictReader(fh))
 
 
 # --------------------------------------------------------------------------- a console that dies

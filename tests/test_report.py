@@ -186,20 +186,170 @@ def test_ablation_refuses_variants_scored_on_other_images(study):
         report_stats.ablation_stats(broken, n_resamples=100)
 
 
-def test_cost_table_hours_from_benchmark_files(tmp_path):
-    header = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
-    paths = []
-    for method, seconds in (("full", 7200.0), ("no_sam", 3600.0)):
-        path = tmp_path / "benchmarks" / "train" / "deblurring" / method / "seed0.tsv"
-        path.parent.mkdir(parents=True)
-        path.write_text(header + f"{seconds}\t2:00:00\t2048.5\t1\t1\t1\t0\t0\t95.0\t{2 * seconds}\n")
-        paths.append(({"task": "deblurring", "variant": method, "seed": 0}, path))
-    bench = read_benchmarks(paths)
-    table = tables.cost_table(bench, device="GPU")
-    assert bench.set_index("method").loc["full", "seconds"] == 7200.0
-    assert dict(table.rows)["deblurring / full / seed 0"][:2] == ["2:00:00", "2.000"]
-    assert dict(table.rows)["Total"][:3] == ["3:00:00", "3.000", "6.000"]  # cpu_time is 2x wall time
-    assert table.header[1][1] == "GPU-hours"
+BENCHMARK_HEADER = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
+
+
+def _benchmark(path: Path, seconds: float, cpu_seconds: float, max_rss_mb: float = 512.0) -> Path:
+    """A Snakemake benchmark file (TSV) of one job."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(BENCHMARK_HEADER + f"{seconds}\t0:00:00\t{max_rss_mb}\t1\t1\t1\t0\t0\t95.0\t{cpu_seconds}\n")
+    return path
+
+
+def _attempts(path: Path, rows: list[tuple]) -> Path:
+    """attempts.csv through the trainer's own writer; rows: (device, processes, wall s, cpu s,
+    peak RSS MiB, peak GPU MiB or None, ended)."""
+    from mprnet.training.attempts import format_attempts
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    start = 0
+    records = []
+    for k, (device, processes, wall, cpu, rss, gpu, ended) in enumerate(rows, start=1):
+        records.append({"attempt": k, "started_utc": "2026-01-01T00:00:00Z", "host": "node", "pid": 100 + k,
+                        "device": device, "device_name": "NVIDIA H200" if device == "cuda" else "Xeon",
+                        "processes": processes, "threads": 4, "start_iteration": start, "end_iteration": start + 10,
+                        "wall_seconds": wall, "cpu_seconds": cpu, "peak_rss_mb": rss,
+                        "peak_gpu_mb": "" if gpu is None else gpu, "ended": ended})
+        start += 10
+    path.write_text(format_attempts(records))
+    return path
+
+
+def _restore_record(folder: Path, device: str) -> str:
+    import json
+
+    from mprnet.restore import RECORD_FORMAT, RECORD_NAME
+
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / RECORD_NAME).write_text(json.dumps({"format": RECORD_FORMAT, "precision": "fp32", "device": device}))
+    return str(folder)
+
+
+def test_cost_counts_every_attempt_every_restore_and_score_by_device(tmp_path):
+    from mprnet.report import hours
+
+    run_a = {"job": "train", "group": "main", "task": "deraining", "variant": "full", "seed": 0, "device": "cpu"}
+    run_b = {"job": "train", "group": "ablation", "task": "deblurring", "variant": "no_sam", "seed": 1,
+             "device": "cuda", "processes": 2}
+    files = [
+        # 3 CPU attempts, the second killed without warning: (1800 + 900 + 360) s = 0.85 CPU-hours.
+        ({**run_a, "attempts": _attempts(tmp_path / "a" / "attempts.csv", [
+            ("cpu", 1, 1800.0, 1500.0, 2048.0, None, "stopped"), ("cpu", 1, 900.0, 800.0, 3072.0, None, "running"),
+            ("cpu", 1, 360.0, 300.0, 1024.0, None, "finished")])}, _benchmark(tmp_path / "a.tsv", 360.0, 300.0)),
+        # 2 attempts on 2 GPUs: (3600 + 1800) s x 2 GPUs = 3.0 GPU-hours.
+        ({**run_b, "attempts": _attempts(tmp_path / "b" / "attempts.csv", [
+            ("cuda", 2, 3600.0, 7000.0, 4096.0, 20000.0, "stopped"),
+            ("cuda", 2, 1800.0, 3500.0, 4096.0, 22528.0, "finished")])}, _benchmark(tmp_path / "b.tsv", 1800.0, 3500.0)),
+        # Restores on the device their restore.json names: 0.10 GPU-hours, 0.20 CPU-hours.
+        ({"job": "restore", "group": "main", "task": "deraining", "method": "full", "seed": 0, "dataset": "rain",
+          "restored": _restore_record(tmp_path / "restored" / "a", "cuda:0")}, _benchmark(tmp_path / "r1.tsv", 360.0, 350.0)),
+        ({"job": "restore", "group": "official_weights", "task": "deraining", "method": "official_weights",
+          "dataset": "rain", "restored": _restore_record(tmp_path / "restored" / "b", "cpu")},
+         _benchmark(tmp_path / "r2.tsv", 720.0, 1400.0)),
+        # Scoring, on the CPU: 2 x 36 s = 0.020 CPU-hours.
+        ({"job": "score", "group": "input", "task": "deraining", "method": "degraded", "dataset": "rain"},
+         _benchmark(tmp_path / "s1.tsv", 36.0, 30.0)),
+        ({"job": "score", "group": "main", "task": "deraining", "method": "full", "seed": 0, "dataset": "rain"},
+         _benchmark(tmp_path / "s2.tsv", 36.0, 30.0)),
+    ]
+    costs = hours.job_costs(files)
+    train = costs[costs["job"] == "train"].set_index("method")
+    assert train.loc["full", "attempts"] == 3 and train.loc["full", "unrecorded"] == 1
+    assert train.loc["full", "device_hours"] == pytest.approx(0.85) and train.loc["full", "kind"] == "CPU"
+    assert train.loc["full", "cpu_seconds"] == 2600.0 and train.loc["full", "peak_rss_mb"] == 3072.0
+    assert train.loc["no_sam", "device_hours"] == pytest.approx(3.0) and train.loc["no_sam", "kind"] == "GPU"
+    assert train.loc["no_sam", "seconds"] == 5400.0 and train.loc["no_sam", "peak_gpu_mb"] == 22528.0
+    expected = {"train": {"CPU": 0.85, "GPU": 3.0}, "restore": {"GPU": 0.1, "CPU": 0.2}, "score": {"CPU": 0.02}}
+    by_job = hours.totals(costs)
+    assert list(by_job) == ["train", "restore", "score"]
+    assert all(by_job[job] == pytest.approx(kinds) for job, kinds in expected.items())
+    line = hours.headline(costs)
+    assert line == ("Reproducing these results cost 3.1 GPU-hours and 1.1 CPU-hours (training 3.0 GPU-hours and "
+                    "0.85 CPU-hours over 5 attempts, restoring 0.10 GPU-hours and 0.20 CPU-hours, "
+                    "scoring 0.020 CPU-hours).")
+
+    table = hours.cost_table(costs)
+    rows = dict(table.rows)
+    assert table.notes[0] == line
+    assert rows["main / deraining / full / seed 0"][:4] == ["3", "0:51:00", "CPU", "0.850"]
+    assert rows["ablation / deblurring / no_sam / seed 1"][:4] == ["2", "1:30:00", "2 × GPU", "3.00"]
+    assert rows["ablation / deblurring / no_sam / seed 1"][6] == "22.0"  # GiB of GPU memory
+    assert list(rows)[0].startswith("main /")  # the main models first
+    assert rows["Scoring (2 jobs)"][:4] == ["–", "0:01:12", "CPU", "0.0200"]
+    assert rows["Total, GPU"][3] == "3.10" and rows["Total, CPU"][3] == "1.07"
+    assert "1 attempt ended without a word" in " ".join(table.notes)
+    assert "Trained on: Xeon; NVIDIA H200." in table.notes and not any("Lower bound" in n for n in table.notes)
+
+    out = tmp_path / "tables"
+    written = jobs.cost_table(files, out, tmp_path / "cost.json")
+    assert {p.name for p in written} == {"cost.md", "cost.tex", "cost.csv", "cost.html", "cost.json"}
+    _check_latex((out / "cost.tex").read_text())
+    record = json.loads((tmp_path / "cost.json").read_text())
+    assert record["headline"] == line and record["training_attempts"] == 5 and record["lower_bound"] is False
+    assert record["device_hours"] == pytest.approx({"GPU": 3.1, "CPU": 1.07})
+    assert record["cpu_hours"] == pytest.approx((2600 + 10500 + 350 + 1400 + 60) / 3600)
+    csv = pd.read_csv(out / "cost.csv")
+    assert csv["device_hours"].sum() == pytest.approx(4.17)
+
+
+def test_cost_headline_of_one_kind_of_device_and_in_the_results_index(tmp_path):
+    from mprnet.report import hours
+
+    run = {"job": "train", "group": "main", "task": "deraining", "variant": "full", "seed": 0, "device": "cpu"}
+    files = [
+        ({**run, "attempts": _attempts(tmp_path / "a.csv", [("cpu", 1, 100.0, 90.0, 500.0, None, "stopped"),
+                                                            ("cpu", 1, 65.6, 60.0, 500.0, None, "finished")])},
+         _benchmark(tmp_path / "a.tsv", 65.6, 60.0)),
+        ({"job": "restore", "group": "main", "task": "deraining", "method": "full", "seed": 0, "dataset": "rain",
+          "restored": _restore_record(tmp_path / "restored", "cpu")}, _benchmark(tmp_path / "r.tsv", 12.6, 12.0)),
+        ({"job": "score", "group": "main", "task": "deraining", "method": "full", "seed": 0, "dataset": "rain"},
+         _benchmark(tmp_path / "s.tsv", 4.32, 4.0)),
+    ]
+    # (165.6 + 12.6 + 4.32) s = 0.0507 CPU-hours: training 0.046, restoring 0.0035, scoring 0.0012.
+    line = "Reproducing these results cost 0.051 CPU-hours (training 0.046 over 2 attempts, restoring 0.0035, scoring 0.0012)."
+    assert hours.headline(hours.job_costs(files)) == line
+    jobs.cost_table(files, tmp_path / "tables", tmp_path / "cost.json")
+    assert hours.read_headline(tmp_path / "cost.json") == line
+    jobs.results_index("demo", tmp_path, cost=tmp_path / "cost.json")
+    index = (tmp_path / "README.md").read_text()
+    assert index.index(f"**Cost.** {line}") < index.index("## Tables")  # at the top
+    assert "### Cost of the study: every job that computed" in index and "[`cost.json`](cost.json)" in index
+
+
+def test_cost_of_a_run_without_attempts_record_is_its_benchmark_and_a_lower_bound(tmp_path):
+    from mprnet.report import hours
+
+    files = [
+        ({"job": "train", "group": "main", "task": "deblurring", "variant": "full", "seed": 0, "device": "cuda",
+          "processes": 4, "attempts": str(tmp_path / "never_written" / "attempts.csv")},
+         _benchmark(tmp_path / "t.tsv", 1800.0, 2000.0, max_rss_mb=8192.0)),
+        ({"job": "restore", "group": "main", "task": "deblurring", "method": "full", "seed": 0, "dataset": "gopro",
+          "restored": str(tmp_path / "no_record")}, _benchmark(tmp_path / "r.tsv", 360.0, 300.0)),
+        ({"job": "score", "group": "main", "task": "deblurring", "method": "full", "seed": 0, "dataset": "gopro"},
+         _benchmark(tmp_path / "s.tsv", 36.0, 30.0)),
+    ]
+    costs = hours.job_costs(files, unknown_device="GPU")  # report.device names what no record says
+    train = costs[costs["job"] == "train"].iloc[0]
+    assert (train["record"], train["attempts"], train["devices"], train["kind"]) == (hours.FROM_BENCHMARK, 1, 4, "GPU")
+    assert train["device_hours"] == pytest.approx(2.0)  # 0.5 h on 4 GPUs
+    assert costs.loc[costs["job"] == "restore", "kind"].item() == "GPU"  # no restore.json: the study's label
+    assert hours.headline(costs) == ("Reproducing these results cost at least 2.1 GPU-hours and 0.010 CPU-hours "
+                                     "(training at least 2.0 GPU-hours over 1 attempt, restoring 0.10 GPU-hours, "
+                                     "scoring 0.010 CPU-hours).")
+    table = hours.cost_table(costs)
+    assert dict(table.rows)["main / deblurring / full / seed 0"][:3] == ["≥ 1", "0:30:00", "4 × GPU"]
+    assert any(n.startswith("Lower bound: 1 run has no attempts.csv (main / deblurring / full / seed 0")
+               for n in table.notes)
+    assert hours.summary(costs)["lower_bound"] is True
+    # Without report.device, an unrecorded device is counted as such.
+    assert "device" in set(hours.job_costs(files)["kind"])
+    with pytest.raises(DataError, match="no such benchmark file"):
+        hours.job_costs([(files[2][0], tmp_path / "missing.tsv")])
+    broken = tmp_path / "broken" / "attempts.csv"
+    _attempts(broken, [("cpu", 1, 10.0, 9.0, 100.0, None, "finished")])
+    broken.write_text(broken.read_text().replace(",finished,", ",vanished,"))
+    with pytest.raises(DataError, match=rf"{broken}: line 2: ended 'vanished'"):
+        hours.job_costs([({**files[0][0], "attempts": str(broken)}, files[0][1])])
 
 
 # ---------------------------------------------------------------------------- LaTeX
@@ -422,6 +572,35 @@ def test_study_report_records_on_the_demo_config():
     assert targets.run_files(layout.TRAIN_BENCHMARK)[0] == "results/demo/benchmarks/train/main/deraining/full/seed0.tsv"
     assert study.average_tasks() == ["deraining"]
     assert study.report.visual_images == 3 and study.report.bootstrap_resamples == 10_000  # the defaults
+
+
+def test_the_study_manifest_lists_every_job_that_computes_with_its_records():
+    """The paper study: every run's attempts record, every restore (runs and official weights, DND
+    too) and every score job, each with its benchmark file."""
+    import yaml
+
+    from mprnet.study import layout
+    from mprnet.study.config import load_study
+    from mprnet.study.targets import Targets
+    from mprnet.vocabulary import MANIFEST_JOB_COSTS
+
+    root = Path(__file__).resolve().parents[1]
+    study = load_study(yaml.safe_load((root / "config" / "config.yaml").read_text()),
+                       root / "workflow" / "schemas" / "config.schema.yaml", root)
+    targets = Targets(study)
+    entries = targets.manifest_record()[MANIFEST_JOB_COSTS]
+    by_job = {job: [e for e in entries if e["job"] == job] for job in ("train", "restore", "score")}
+    assert len(entries) == sum(map(len, by_job.values()))
+    assert [e["attempts"] for e in by_job["train"]] == targets.run_files(layout.TRAINING_ATTEMPTS)
+    assert [e["path"] for e in by_job["train"]] == targets.run_files(layout.TRAIN_BENCHMARK)
+    assert [(e["device"], e["processes"]) for e in by_job["train"]] == [
+        (run.resolved["runtime"]["device"], run.resolved["runtime"]["processes"]) for run in study.runs]
+    restored = study.restored_sources()
+    assert [e["restored"] for e in by_job["restore"]] == [targets.restored(s, ts) for s, ts in restored]
+    assert {e["group"] for e in by_job["restore"]} == {"main", "ablation", "official_weights"}
+    assert "dnd" in {e["dataset"] for e in by_job["restore"]}  # bundled, not scored: still computed
+    assert [e["path"] for e in by_job["score"]] == [
+        layout.SCORE_BENCHMARK.format(study="paper", source=s.key, dataset=ts.name) for s, ts in study.scored_sources()]
 
 
 def test_training_logs_are_normalised_and_missing_ones_skipped(tmp_path):

@@ -46,6 +46,14 @@ def test_two_gloo_processes_match_one_process_with_the_whole_batch(tmp_path):
     # Only the order of float additions differs (gradient averaging); measured: 2e-7 vs updates of 7e-4.
     assert worst < 1e-5, f"DDP weights differ by up to {worst:.3g} (the updates themselves reach {moved:.3g})"
 
+    # Rank 0 records the attempt of both processes: their CPU seconds summed (each process, start-up
+    # included, costs about what the single one does), its own memory peak.
+    from mprnet.training.attempts import ATTEMPTS, read_attempts
+
+    (alone,), (both,) = read_attempts(single / ATTEMPTS), read_attempts(double / ATTEMPTS)
+    assert (both["processes"], both["end_iteration"], both["ended"]) == (2, 4, "finished")
+    assert both["cpu_seconds"] > 1.3 * alone["cpu_seconds"], (both["cpu_seconds"], alone["cpu_seconds"])
+
 
 def _initial_weights(config_path) -> dict:
     from mprnet.training.config import load_config, resolve_config

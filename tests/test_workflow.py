@@ -123,6 +123,11 @@ def test_paper_plan_lists_every_job_without_data(workdir):
     assert ruled == {f"results/paper/rulers/main/{task}/full/seed{spec['seeds'][0]}/{ds}.csv"
                      for task, spec in paper["tasks"].items() for ds in spec["test_sets"] if ds != "dnd"}
     assert {"results/paper/tables/rulers.html", "results/paper/figures/rulers.png"} <= outputs_of(jobs, "report_rulers")
+    # The cost of every job that computes, and its headline (cost.json) for the README and the report.
+    assert "results/paper/cost.json" in outputs_of(jobs, "report_cost_table")
+    assert "results/paper/tables/cost.html" in outputs_of(jobs, "report_cost_table")
+    log = proc.stdout + proc.stderr
+    assert "results/paper/benchmarks/score/input/deraining/rain100h.tsv" in log, "the score jobs keep no benchmark"
     # Nothing was created: a dry run with no data present.
     assert not (workdir / "results").exists() and not (workdir / "data").exists()
     print(f"paper plan: {len(jobs)} jobs in {elapsed:.1f} s wall, {cpu:.1f} s CPU")

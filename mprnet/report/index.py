@@ -17,7 +17,7 @@ DESCRIPTIONS = {
                         "PSNR per panel).",
     ABLATION_TABLE: "Mean ± std over seeds, paired bootstrap 95% CI of the difference to the full model, "
                     "parameters, GFLOPs at 256×256 and restore time per image.",
-    COST_TABLE: "Hours per trained model from the Snakemake benchmark files.",
+    COST_TABLE: "Device-hours of every attempt of every trained model, and of the restore and score jobs.",
     "paper_vs_ours": "Paper vs. our reproduction per dataset (Δ written above each dataset).",
     "ablation_bars": "Ablation variants against the full model, with bootstrap CIs.",
     "per_image_psnr": "Per-image PSNR distribution per dataset and method.",
@@ -32,6 +32,7 @@ OTHER_FILES = {
                    "and the per-image scores.",
     "runs.csv": "One row per scored run (seed), with the path of its per-image score file.",
     "metrics.json": "The summary as nested JSON for `dvc metrics show`.",
+    "cost.json": "What the study cost: device-hours in all and per kind of job, and the headline above.",
     "provenance.json": "Git commit, package versions, devices and config hash.",
     "tables/model_costs.csv": "Parameters and GFLOPs at 256×256 of every model of the study.",
     "report.html": "Self-contained HTML report with a caption for every table and figure; written by "
@@ -71,12 +72,17 @@ def split_title(markdown: str) -> tuple[str | None, str]:
     return None, text
 
 
-def build_index(study: str, root: str | os.PathLike, *, provenance_md: str | None = None) -> str:
-    """Markdown index of ``root`` (= ``results/<study>``); links are relative to ``root``."""
+def build_index(study: str, root: str | os.PathLike, *, provenance_md: str | None = None,
+                cost_headline: str | None = None) -> str:
+    """Markdown index of ``root`` (= ``results/<study>``); links are relative to ``root``.
+    ``cost_headline``: the study's cost in one line (:func:`mprnet.report.hours.headline`), shown
+    under the introduction."""
     root = Path(root)
     lines = [f"# Results of the `{study}` study", "",
              "MPRNet (Zamir et al., \"Multi-Stage Progressive Image Restoration\", CVPR 2021) reproduced by "
              "the mprnet-study workflow. Every number below is generated; nothing is typed in.", ""]
+    if cost_headline:
+        lines += [f"**Cost.** {cost_headline}", ""]
     files = [name for name in OTHER_FILES if (root / name).exists() or name == "report.html"]
     if files:
         lines += ["## Files", ""]
@@ -107,7 +113,7 @@ def build_index(study: str, root: str | os.PathLike, *, provenance_md: str | Non
 
 
 def write_index(study: str, root: str | os.PathLike, out: str | os.PathLike | None = None,
-                *, provenance_md: str | None = None) -> Path:
+                *, provenance_md: str | None = None, cost_headline: str | None = None) -> Path:
     out = Path(out) if out is not None else Path(root) / "README.md"
-    atomic_write_text(out, build_index(study, root, provenance_md=provenance_md))
+    atomic_write_text(out, build_index(study, root, provenance_md=provenance_md, cost_headline=cost_headline))
     return out

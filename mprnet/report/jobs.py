@@ -33,7 +33,8 @@ from .provenance import collect, to_html, to_markdown
 from .render import write_table
 from .stages import score_stages
 from .stats import ablation_stats
-from .tables import ablation_table as build_ablation_table, cost_table as build_cost_table
+from . import hours
+from .tables import ablation_table as build_ablation_table
 from .tables import main_results_table, precision_note, restore_times
 
 PathLike = str | os.PathLike
@@ -106,9 +107,15 @@ def ablation_table(summary: PathLike, stats: PathLike, runs: PathLike, model_cos
     return write_table(made, out_dir)
 
 
-def cost_table(train_benchmarks: Files, out_dir: PathLike, *, device: str = "") -> list[Path]:
-    """``cost``: hours per trained model from the train rules' benchmark files."""
-    return write_table(build_cost_table(read_benchmarks(train_benchmarks), device=device), out_dir)
+def cost_table(job_costs: Files, out_dir: PathLike, record: PathLike, *, device: str = "") -> list[Path]:
+    """``cost``: the device-hours of every job that computed (:mod:`mprnet.report.hours`: every attempt
+    of every training run, every restore and score job), and ``record`` (``cost.json``: the totals and
+    the headline the results README and the HTML report show). ``job_costs``: the study manifest's
+    list; ``device``: the label of devices no record names (``report.device``)."""
+    costs = hours.job_costs(job_costs, unknown_device=device)
+    written = write_table(hours.cost_table(costs), out_dir)
+    atomic_write_text(record, json.dumps(hours.summary(costs), indent=2) + "\n")
+    return [*written, Path(record)]
 
 
 def ruler_report(ruler_files: Files, table_dir: PathLike, figure_stem: PathLike) -> list[Path]:
@@ -268,7 +275,9 @@ def provenance(config: Mapping | None, out_json: PathLike, *, markdown: PathLike
 
 
 def results_index(study: str, root: PathLike, out: PathLike | None = None, *,
-                  provenance_json: PathLike | None = None) -> list[Path]:
-    """``results/<study>/README.md`` indexing every table, figure and record under ``root``."""
+                  provenance_json: PathLike | None = None, cost: PathLike | None = None) -> list[Path]:
+    """``results/<study>/README.md`` indexing every table, figure and record under ``root``, the
+    headline of ``cost`` (``cost.json``, :func:`cost_table`) at its top."""
     prov_md = to_markdown(json.loads(Path(provenance_json).read_text())) if provenance_json else None
-    return [Path(write_index(study, root, out, provenance_md=prov_md))]
+    cost_line = hours.read_headline(cost) if cost else None
+    return [Path(write_index(study, root, out, provenance_md=prov_md, cost_headline=cost_line))]

@@ -55,6 +55,17 @@ def format_count(value: float) -> str:
     return f"{int(value)}"
 
 
+def format_significant(value: float, figures: int = 2) -> str:
+    """``value`` to ``figures`` significant figures, whole numbers kept whole (figures 2: 0.0512 ->
+    ``0.051``, 1.234 -> ``1.2``, 1234.5 -> ``1235``); 0 -> ``0``. For amounts whose scale varies
+    by orders of magnitude between studies (device-hours: a demo's 0.05, the paper's thousands)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    if value == 0:
+        return "0"
+    return format_number(value, max(0, figures - 1 - math.floor(math.log10(abs(value)))))
+
+
 def format_duration(seconds: float) -> str:
     if seconds is None or (isinstance(seconds, float) and math.isnan(seconds)):
         return "–"

@@ -1,8 +1,8 @@
 """The paper-style tables, each built as a :class:`~mprnet.report.table.Table` from DataFrames.
 
-Every number comes from ``summary.csv`` (main table), the ablation statistics (ablation table,
-:func:`mprnet.report.stats.ablation_stats`) or the Snakemake benchmark files (cost table); nothing
-is typed in. Layouts follow the MPRNet paper: datasets as columns with PSNR and SSIM under each,
+Every number comes from ``summary.csv`` (main table) or the ablation statistics (ablation table,
+:func:`mprnet.report.stats.ablation_stats`); nothing is typed in (the cost table is :mod:`.hours`'s).
+Layouts follow the MPRNet paper: datasets as columns with PSNR and SSIM under each,
 and for deraining an "Average" column that is the mean of the five dataset means (paper, Table 1).
 :mod:`.render` writes them.
 """
@@ -13,11 +13,11 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError
-from ..vocabulary import (ABLATION, ABLATION_TABLE, AVERAGE, COST_TABLE, DIGITS, FULL, MAIN_METHODS, MAIN_TABLE,
+from ..study.verdicts import RULE, SHORT_VERDICTS, count_verdicts
+from ..vocabulary import (ABLATION, ABLATION_TABLE, AVERAGE, DIGITS, FULL, MAIN_METHODS, MAIN_TABLE,
                           METRIC_LABELS, METRICS, MODEL_BEST, NOT_TRAINED, OFFICIAL_WEIGHTS, PAPER, RELEASED_RESULTS,
                           method_label, order_datasets, variant_label)
-from ..study.verdicts import RULE, SHORT_VERDICTS, count_verdicts
-from .table import Table, format_ci, format_count, format_duration, format_mean_std, format_number
+from .table import Table, format_ci, format_count, format_mean_std, format_number
 
 
 # --------------------------------------------------------------------------------------------
@@ -287,38 +287,3 @@ def restore_times(benchmarks: pd.DataFrame, scores: pd.DataFrame) -> pd.DataFram
     merged = benchmarks.merge(counts, on=keys, how="inner")
     merged["seconds_per_image"] = merged["seconds"] / merged["n_images"]
     return merged.groupby(["task", "dataset", "method"], as_index=False)["seconds_per_image"].mean()
-
-
-# --------------------------------------------------------------------------------------------
-# Cost: hours per trained model
-
-
-def cost_table(benchmarks: pd.DataFrame, *, device: str = "", name: str = COST_TABLE) -> Table:
-    """One row per trained model (task, method, seed) from its training rule's benchmark file.
-
-    Snakemake records the last attempt only: a job retried after preemption reports the
-    time of its final (resumed) attempt, so these hours are a lower bound in that case.
-    """
-    keys = [k for k in ("group", "task", "method", "seed") if k in benchmarks.columns]
-    data = benchmarks.sort_values(keys).reset_index(drop=True) if keys else benchmarks.copy()
-    data = data.copy()
-    data["hours"] = data["seconds"] / 3600.0
-    data["cpu_hours"] = data["cpu_seconds"] / 3600.0
-    data["max_rss_gb"] = data["max_rss_mb"] / 1024.0
-    hours_label = f"{device}-hours" if device else "Hours"
-    header = [("", "Wall time"), ("", hours_label), ("", "CPU-hours"), ("", "Peak RSS (GB)")]
-    rows = []
-    for _, r in data.iterrows():
-        label = " / ".join(str(r[k]) if k != "seed" else f"seed {r[k]}" for k in keys) or "run"
-        rows.append((label, [format_duration(r["seconds"]), format_number(r["hours"], 3),
-                             format_number(r["cpu_hours"], 3), format_number(r["max_rss_gb"], 2)]))
-    total = {"hours": data["hours"].sum(), "cpu_hours": data["cpu_hours"].sum(min_count=1)}
-    rows.append(("Total", [format_duration(data["seconds"].sum()), format_number(total["hours"], 3),
-                           format_number(total["cpu_hours"], 3), "–"]))
-    data_out = data[[*keys, "seconds", "hours", "cpu_hours", "max_rss_gb"]]
-    notes = ["Wall-clock hours of each training job from its Snakemake benchmark file; "
-             "for a job retried after preemption only the final attempt is recorded."]
-    if device:
-        notes.append(f"Device: {device}.")
-    return Table(name=name, title="Training cost per model", row_header="Model", header=header, rows=rows,
-                 data=data_out, notes=notes, rules_before={len(rows) - 1})

@@ -11,6 +11,7 @@ import yaml
 
 from ..atomic import atomic_write_text
 from ..errors import CheckpointError, ConfigError
+from ..training.attempts import ATTEMPTS
 from ..training.config import config_differences, dump_config, load_config, resolve_config
 
 
@@ -50,7 +51,7 @@ def prepare_run_folder(config: dict, run_dir: str | os.PathLike, out: str | os.P
 # What a run folder holds of one run (``mprnet train``'s outputs), moved together; ``run.yaml``
 # (the rule's own output) stays.
 RUN_STATE = ("checkpoint.pt", "model_final.pt", "model_best.pt", "config.yaml", "metrics.csv", "dvclive",
-             "train.log")
+             "train.log", ATTEMPTS)
 SUPERSEDED = "superseded"
 
 

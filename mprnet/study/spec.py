@@ -199,7 +199,7 @@ class DataSettings:
 class ReportSettings:
     """The study's optional ``report:`` section, with its defaults."""
 
-    device: str = ""  # label of the cost table's hours, e.g. "GPU"
+    device: str = ""  # the cost table's label of devices no record names, e.g. "GPU"
     visual_images: int = 3  # images per comparison grid
     bootstrap_resamples: int = 10_000  # paired bootstrap of the ablation table and bars
     bootstrap_seed: int = 0

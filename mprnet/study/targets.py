@@ -9,8 +9,8 @@ what it is about, that the aggregation and the report jobs read instead of lists
 from __future__ import annotations
 
 from ..vocabulary import (ABLATION, ABLATION_TABLE, COST_TABLE, FIGURES, INPUT, MAIN, MAIN_TABLE,
-                          MANIFEST_RESTORE_BENCHMARKS, MANIFEST_RULER_SCORES, MANIFEST_SCORES, MANIFEST_STAGE_SCORES,
-                          MANIFEST_TILE_CHECKS, MANIFEST_TRAIN_BENCHMARKS, MANIFEST_TRAINING_LOGS, MODEL_BEST,
+                          MANIFEST_JOB_COSTS, MANIFEST_RESTORE_BENCHMARKS, MANIFEST_RULER_SCORES, MANIFEST_SCORES,
+                          MANIFEST_STAGE_SCORES, MANIFEST_TILE_CHECKS, MANIFEST_TRAINING_LOGS, MODEL_BEST,
                           OFFICIAL_WEIGHTS, RELEASED_RESULTS, RULER_TABLE, TILES_TABLE, VISUAL_KINDS)
 from . import layout
 from .spec import DatasetRef, Run, Source, TestSet, canonical
@@ -91,9 +91,30 @@ class Targets:
 
     # ------------------------------------------------------------------ files the report reads
 
-    def train_benchmarks(self) -> list[tuple[dict, str]]:
-        """(run fields, benchmark file) of every training job."""
-        return [(run.fields, self.path(layout.TRAIN_BENCHMARK, **run.fields)) for run in self.study.runs]
+    def job_costs(self) -> list[tuple[dict, str]]:
+        """(what the job is, its Snakemake benchmark file) of every job that computes, for the cost
+        table (:func:`mprnet.report.hours.job_costs`): ``job`` ``train`` with the run's fields, its
+        ``attempts`` record (every attempt; the benchmark keeps the last), its configured ``device``
+        and ``processes``; ``restore`` with the source's fields, the ``dataset`` and the ``restored`` folder
+        (its restore.json names the device); ``score`` likewise, without a folder; ``audit``, the
+        ruler scores (``device`` cpu) and the tiles-vs-whole checks (device unrecorded)."""
+        pairs = [(dict(run.fields, job="train", attempts=self.path(layout.TRAINING_ATTEMPTS, **run.fields),
+                       device=run.resolved["runtime"]["device"], processes=run.resolved["runtime"]["processes"]),
+                  self.path(layout.TRAIN_BENCHMARK, **run.fields))
+                 for run in self.study.runs]
+        pairs += [(dict(_source_fields(source), dataset=ts.name, job="restore", restored=self.restored(source, ts)),
+                   self.path(layout.RESTORE_BENCHMARK, source=source.key, dataset=ts.name))
+                  for source, ts in self.study.restored_sources()]
+        pairs += [(dict(_source_fields(source), dataset=ts.name, job="score"),
+                   self.path(layout.SCORE_BENCHMARK, source=source.key, dataset=ts.name))
+                  for source, ts in self.study.scored_sources()]
+        pairs += [(dict(_source_fields(source), dataset=ts.name, job="audit", device="cpu"),
+                   self.path(layout.RULER_BENCHMARK, source=source.key, dataset=ts.name))
+                  for source, ts in self.study.ruler_sources()]
+        pairs += [(dict(_source_fields(source), dataset=ts.name, job="audit"),
+                   self.path(layout.TILE_CHECK_BENCHMARK, source=source.key, dataset=ts.name))
+                  for source, ts in self.study.tile_checks()]
+        return pairs
 
     def training_logs(self) -> list[tuple[dict, str]]:
         """(run fields, metrics.csv) of every run."""
@@ -117,6 +138,7 @@ class Targets:
         its task, test set, method, group, seed and the paper's protocol for it."""
         return [({"task": s.task, "dataset": ts.name, "method": s.method, "group": s.group, "seed": s.seed,
                   "protocol": ts.protocol}, self.ruler_scores(s, ts)) for s, ts in self.study.ruler_sources()]
+
     def tile_check_files(self) -> list[tuple[dict, str]]:
         """(fields, per-image file) of every tiles-vs-whole check (``Study.tile_checks``): task,
         dataset, method, seed and source."""
@@ -200,9 +222,9 @@ class Targets:
     def manifest_record(self) -> dict:
         """The study manifest (``study.yaml``): the study's description, the paper's numbers, its
         runs, and every file the study produces that a later job reads, each with its fields:
-        ``scores`` (the aggregation), ``training_logs``, ``train_benchmarks``,
-        ``restore_benchmarks``, ``stage_scores``, ``ruler_scores`` and ``tile_checks`` (the report).
-        Keys sorted: a params value."""
+        ``scores`` (the aggregation), ``training_logs``, ``job_costs``, ``restore_benchmarks``,
+        ``stage_scores``, ``ruler_scores`` and ``tile_checks`` (the report). Keys sorted: a params
+        value."""
         study = self.study
         ablation = None
         if study.ablation:
@@ -223,9 +245,15 @@ class Targets:
                       "test_sets": [t.name for t in r.test_sets]} for r in study.runs],
             MANIFEST_SCORES: self.score_entries(),
             MANIFEST_TRAINING_LOGS: files(self.training_logs()),
-            MANIFEST_TRAIN_BENCHMARKS: files(self.train_benchmarks()),
+            MANIFEST_JOB_COSTS: files(self.job_costs()),
             MANIFEST_RESTORE_BENCHMARKS: files(self.restore_benchmarks()),
             MANIFEST_STAGE_SCORES: files(self.stage_score_files()),
             MANIFEST_RULER_SCORES: files(self.ruler_score_files()),
             MANIFEST_TILE_CHECKS: files(self.tile_check_files()),
         })
+
+
+def _source_fields(source: Source) -> dict:
+    """A source's identity as fields: group, task, method, and its seed if it has one."""
+    fields = {"group": source.group, "task": source.task, "method": source.method}
+    return fields if source.seed is None else dict(fields, seed=source.seed)

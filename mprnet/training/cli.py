@@ -89,7 +89,7 @@ def _train(args: argparse.Namespace) -> int:
         if cfg is None:
             cfg = _resolved(args)  # raises here, so that --log has the error too
         try:
-            final = run_training(cfg, args.out, resume=args.resume)
+            final = run_training(cfg, args.out, resume=args.resume, whole_process=True)
         except TrainingInterrupted as exc:
             if main:
                 print(f"mprnet train: {exc}", file=sys.stderr)

@@ -69,6 +69,18 @@ class Dist:
         dist.all_reduce(votes, op=dist.ReduceOp.MAX, group=self.cpu_group)
         return bool(votes.item())
 
+    def reduce_floats(self, values: list[float], op: str = "sum") -> list[float]:
+        """``values`` summed (``op`` ``sum``) or their maximum (``max``) over the processes, on the
+        CPU group (no wait for the GPU queue); collective like :meth:`any_rank`."""
+        if self.world_size == 1:
+            return list(values)
+        import torch
+        import torch.distributed as dist
+
+        tensor = torch.tensor(values, dtype=torch.float64)
+        dist.all_reduce(tensor, op=dist.ReduceOp.MAX if op == "max" else dist.ReduceOp.SUM, group=self.cpu_group)
+        return tensor.tolist()
+
     def close(self) -> None:
         if self.initialised_here:
             import torch.distributed as dist

@@ -10,7 +10,9 @@ Output folder (``out_dir``):
 * ``metrics.csv`` (iteration, epoch, lr, loss, images_per_s, val_psnr) and ``dvclive/``
   (``metrics_log.py``; ``dvc plots show <out>/dvclive/plots/metrics`` draws the curves);
 * ``train.log`` when ``mprnet train --log`` names it (the workflow does): everything printed,
-  appended by every attempt (``console.guarded_console``).
+  appended by every attempt (``console.guarded_console``);
+* ``attempts.csv``: one row per attempt of the run (start, host, device, iterations, wall and CPU
+  seconds, peak memory, how it ended), rewritten at every checkpoint and exit (``attempts.py``).
 
 Devices: CPU, one GPU, or DistributedDataParallel when launched by ``torchrun`` (``distributed.py``);
 ``mprnet train`` starts itself so when the run config says ``runtime.processes: N`` (``launch.py``).
@@ -52,6 +54,7 @@ from ..losses import StageLoss
 from ..model import build_model
 from ..precision import AMP_PRECISION, resolve_amp, resolve_channels_last
 from ..presets import network_kwargs
+from .attempts import CRASHED, FINISHED, RUNNING, STOPPED, Attempt, Usage, origin
 from .checkpointing import capture_rng, load_checkpoint, restore_rng, save_checkpoint
 from .config import check_batch_split, check_gpus_per_process, config_differences, dump_config, resolve_config
 from .console import GuardedStream
@@ -119,10 +122,12 @@ def train(config: dict, out_dir: str | os.PathLike, *, resume: bool = False) -> 
     return run_training(resolve_config(config), out_dir, resume=resume)
 
 
-def run_training(cfg: dict, out_dir: str | os.PathLike, *, resume: bool = False) -> Path:
+def run_training(cfg: dict, out_dir: str | os.PathLike, *, resume: bool = False, whole_process: bool = False) -> Path:
     """Train MPRNet as the resolved run config ``cfg`` says; returns the path of ``model_final.pt``.
 
-    ``resume``: continue from ``out_dir/checkpoint.pt`` when it exists (otherwise start).
+    ``resume``: continue from ``out_dir/checkpoint.pt`` when it exists (otherwise start), keeping
+    the earlier attempts' rows of ``attempts.csv``. ``whole_process``: this process exists to train
+    (``mprnet train``), so its attempt counts from the process's start (``attempts.py``).
     The run folder's lock (``runlock.run_lock``) is held throughout (by rank 0, unless the
     launcher of ``runtime.processes`` holds it). Raises ``RunLocked`` when another trainer
     holds it, ``TrainingInterrupted`` after checkpointing on SIGTERM/SIGUSR1,
@@ -140,9 +145,13 @@ def run_training(cfg: dict, out_dir: str | os.PathLike, *, resume: bool = False)
         previous = torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.benchmark
         try:
             with StopFlag() as stop:
-                trainer = Trainer(cfg, Path(out_dir), dist, stop)
+                trainer = Trainer(cfg, Path(out_dir), dist, stop, whole_process=whole_process)
                 trainer.setup(resume)
-                return trainer.fit()
+                try:
+                    return trainer.fit()
+                except BaseException as exc:
+                    trainer.record_exit(exc)
+                    raise
         finally:
             torch.use_deterministic_algorithms(previous[0])
             torch.backends.cudnn.benchmark = previous[1]
@@ -153,20 +162,24 @@ class Trainer:
     """One training run as named steps, called in this order by ``train``:
 
     * ``setup(resume)``: device switches, the checkpoint to resume (if any), every input checked
-      (``scan_pairs``), the model, optimiser and scaler built or restored, ``config.yaml`` written;
+      (``scan_pairs``), the model, optimiser and scaler built or restored, ``config.yaml`` written,
+      the attempt's row of ``attempts.csv`` begun;
     * ``fit()``: the loop. Per iteration ``optimize_parameters`` (one step on one batch), then,
       when due, ``log_window`` (metrics.csv/dvclive), ``validation`` (mean PSNR, dB) with
-      ``save_best``, and ``save`` (``checkpoint.pt``); ``save_final`` at the end.
+      ``save_best``, and ``save`` (``checkpoint.pt``) with ``record_attempt``; ``save_final`` at the end.
 
     ``cfg`` is a resolved run config (``resolve_config``); ``dist`` the process group (one
-    process: ``Dist()``); ``stop`` the signal flag that ends the loop after a checkpoint.
+    process: ``Dist()``); ``stop`` the signal flag that ends the loop after a checkpoint;
+    ``whole_process``: the attempt counts from the process's start (``attempts.Attempt``).
     Iterations are counted from 0; ``self.iteration`` is the number of finished iterations.
     """
 
-    def __init__(self, cfg: dict, out: Path, dist: Dist, stop: StopFlag):
+    def __init__(self, cfg: dict, out: Path, dist: Dist, stop: StopFlag, *, whole_process: bool = False):
         self.cfg, self.out, self.dist, self.stop = cfg, out, dist, stop
         self.rt, self.data_cfg, self.tr = cfg["runtime"], cfg["data"], cfg["train"]
         self.ckpt_path = out / CHECKPOINT
+        self.clock = origin(whole_process)  # the attempt counts from here (or the process's start)
+        self.attempt: Attempt | None = None
 
     # ------------------------------------------------------------------ set-up and resume
 
@@ -186,6 +199,10 @@ class Trainer:
         if self.dist.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
             dump_config(self.cfg, self.out / "config.yaml")
+        self.attempt = Attempt(self.out, keep_previous=resume and self.dist.is_main, start_iteration=self.start,
+                               device=self.device, processes=self.dist.world_size, origin=self.clock)
+        if self.dist.is_main:
+            self._write_attempt(RUNNING)
 
     def _configure_device(self) -> None:
         rt = self.rt
@@ -301,6 +318,7 @@ class Trainer:
         if self.start >= self.total:
             if self.dist.any_rank(self.dist.is_main and not (self.out / FINAL_MODEL).exists()):
                 self.save_final()
+            self.record_attempt(FINISHED)
             return self.out / FINAL_MODEL
         loader = self._prepare_loop()
         try:
@@ -313,6 +331,7 @@ class Trainer:
         if self.iteration < self.total:
             raise MPRNetError(f"the data loader ended at iteration {self.iteration} of {self.total}")
         self.save_final()
+        self.record_attempt(FINISHED)
         return self.out / FINAL_MODEL
 
     def _prepare_loop(self):
@@ -390,6 +409,7 @@ class Trainer:
             self.save_best(psnr)
         if due_ckpt:
             self.save()
+            self.record_attempt(STOPPED if stop_now else RUNNING, (self.stop.signame or "") if stop_now else "")
         if stop_now:
             raise TrainingInterrupted(self.ckpt_path, it, self.stop.signame or "signal")
 
@@ -474,6 +494,38 @@ class Trainer:
     def save_final(self) -> None:
         """Write ``model_final.pt``: ``{"format", "model", "config", "iteration"}``."""
         self._write(self.out / FINAL_MODEL, lambda state: _model_file(state, self.cfg, self.iteration))
+
+    # ------------------------------------------------------------------ the attempts record
+
+    def record_attempt(self, ended: str, detail: str = "") -> None:
+        """Rewrite this attempt's row of ``attempts.csv`` at ``self.iteration`` (main process),
+        with the CPU seconds of every process summed and the largest memory peaks; collective
+        (every process calls it, at a checkpoint or the end)."""
+        own = self.attempt.usage()
+        cpu, = self.dist.reduce_floats([own.cpu_seconds], "sum")
+        rss, gpu = self.dist.reduce_floats([own.peak_rss_mb, own.peak_gpu_mb], "max")
+        self.attempt.others = Usage(cpu - own.cpu_seconds, rss, gpu)  # kept for a later error's record
+        if self.dist.is_main:
+            self._write_attempt(ended, detail, Usage(cpu, rss, gpu))
+
+    def record_exit(self, exc: BaseException) -> None:
+        """The row of an attempt ended by ``exc`` (main process; not collective: the others may be
+        gone): ``crashed`` with the error's class. A stop on a signal was recorded at its checkpoint.
+        Never raises: ``exc`` is what the caller reports."""
+        if self.attempt is None or not self.dist.is_main or isinstance(exc, TrainingInterrupted):
+            return
+        try:
+            self._write_attempt(CRASHED, type(exc).__name__)
+        except Exception as failure:  # noqa: BLE001 - the record must not hide the error that ended the attempt
+            print(f"mprnet train: warning: {self.attempt.path} not written ({failure})", file=GuardedStream(sys.stderr))
+
+    def _write_attempt(self, ended: str, detail: str = "", usage: Usage | None = None) -> None:
+        """``Attempt.record``; a record that cannot be written is a warning, never a reason to stop
+        training (the next checkpoint writes it again)."""
+        try:
+            self.attempt.record(self.iteration, ended, detail, usage)
+        except MPRNetError as exc:
+            print(f"mprnet train: warning: {exc}", file=GuardedStream(sys.stderr))
 
     def _write(self, path: Path, content) -> None:
         """Write ``content(weights)`` to ``path`` on the main process, only if the weights are

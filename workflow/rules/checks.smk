@@ -10,6 +10,8 @@ rule tile_check:
         layout.TILE_CHECK,
     log:
         "results/{study}/logs/tile_check/{source}/{dataset}.log",
+    benchmark:
+        layout.TILE_CHECK_BENCHMARK
     conda:
         MPRNET_ENV
     params:

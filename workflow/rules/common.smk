@@ -215,13 +215,16 @@ def get_tile_check(wildcards):
 # ----------------------------------------------------------------------------- report
 
 
-def table(name, caption):
-    """The four files of one table; the HTML one goes into the Snakemake report."""
+def table(name, caption, labels=None):
+    """The four files of one table; the HTML one goes into the Snakemake report (with
+    `labels`, shown with it and readable by workflow/report/workflow.rst)."""
     files = {
         ext: layout.TABLE.format(study="{study}", name=name, ext=ext)
         for ext in TABLE_FORMATS
     }
-    files["html"] = report(files["html"], caption=caption, category="Tables")
+    files["html"] = report(
+        files["html"], caption=caption, category="Tables", labels=labels
+    )
     return files
 
 
@@ -263,3 +266,11 @@ def get_input_scores(wildcards):
 
 def get_ablation_stats(wildcards):
     return TARGETS.ablation_stats()
+
+
+def get_cost_labels(wildcards, output):
+    """The cost table's label in the report: the study's cost headline (its cost.json), for
+    the report's front page (workflow/report/workflow.rst); called by --report only."""
+    from mprnet.report.hours import read_headline  # pandas: not for every plan
+
+    return {"Cost": read_headline(output.record)}

@@ -99,13 +99,16 @@ rule report_ablation_table:
         "../scripts/ablation_table.py"
 
 
+# Every job that computes: each training run's attempts.csv (no declared output: read beside its
+# benchmark file, which stands for it), each restore's and score's benchmark file.
 rule report_cost_table:
     input:
         manifest=layout.STUDY_MANIFEST,
         summary=layout.SUMMARY,
-        benchmarks=[path for _, path in TARGETS.train_benchmarks()],
+        benchmarks=[path for _, path in TARGETS.job_costs()],
     output:
-        **table(COST_TABLE, "../report/table_cost.rst"),
+        **table(COST_TABLE, "../report/table_cost.rst", labels=get_cost_labels),
+        record=layout.STUDY_COST,
     log:
         "results/{study}/logs/report/cost.log",
     localrule: True
@@ -233,6 +236,7 @@ rule report_index:
     input:
         TARGETS.index_inputs(),
         provenance=layout.PROVENANCE.format(study="{study}", ext="json"),
+        cost=layout.STUDY_COST,
     output:
         layout.INDEX,
     log:

@@ -8,6 +8,8 @@ rule score:
         layout.SCORES,
     log:
         "results/{study}/logs/score/{source}/{dataset}.log",
+    benchmark:
+        layout.SCORE_BENCHMARK
     conda:
         MPRNET_ENV
     params:
@@ -28,6 +30,8 @@ rule ruler_scores:
         layout.RULER_SCORES,
     log:
         "results/{study}/logs/rulers/{source}/{dataset}.log",
+    benchmark:
+        layout.RULER_BENCHMARK
     conda:
         MPRNET_ENV
     params:
