@@ -314,6 +314,18 @@ def test_cost_headline_of_one_kind_of_device_and_in_the_results_index(tmp_path):
     index = (tmp_path / "README.md").read_text()
     assert index.index(f"**Cost.** {line}") < index.index("## Tables")  # at the top
     assert "### Cost of the study: every job that computed" in index and "[`cost.json`](cost.json)" in index
+    # The audit's jobs (a ruler-scores job on the CPU, a tiles check that records no device) come last.
+    files += [({"job": "audit", "group": "main", "task": "deraining", "method": "full", "seed": 0, "dataset": "rain",
+                "device": "cpu"}, _benchmark(tmp_path / "u.tsv", 36.0, 30.0)),
+              ({"job": "audit", "group": "main", "task": "deraining", "method": "full", "seed": 0, "dataset": "rain"},
+               _benchmark(tmp_path / "t.tsv", 72.0, 70.0))]
+    costs = hours.job_costs(files, unknown_device="GPU")
+    # CPU: 165.6 + 12.6 + 4.32 + 36 s = 0.0607 h; the tiles check 72 s = 0.02 GPU-hours.
+    assert hours.headline(costs) == ("Reproducing these results cost 0.020 GPU-hours and 0.061 CPU-hours (training "
+                                     "0.046 CPU-hours over 2 attempts, restoring 0.0035 CPU-hours, scoring 0.0012 "
+                                     "CPU-hours, auditing 0.020 GPU-hours and 0.010 CPU-hours).")
+    audit = [cells[1:4] for label, cells in hours.cost_table(costs).rows if label == "Auditing (1 job)"]
+    assert audit == [["0:00:36", "CPU", "0.0100"], ["0:01:12", "GPU", "0.0200"]]  # one row per kind of device
 
 
 def test_cost_of_a_run_without_attempts_record_is_its_benchmark_and_a_lower_bound(tmp_path):
@@ -589,7 +601,7 @@ def test_the_study_manifest_lists_every_job_that_computes_with_its_records():
                        root / "workflow" / "schemas" / "config.schema.yaml", root)
     targets = Targets(study)
     entries = targets.manifest_record()[MANIFEST_JOB_COSTS]
-    by_job = {job: [e for e in entries if e["job"] == job] for job in ("train", "restore", "score")}
+    by_job = {job: [e for e in entries if e["job"] == job] for job in ("train", "restore", "score", "audit")}
     assert len(entries) == sum(map(len, by_job.values()))
     assert [e["attempts"] for e in by_job["train"]] == targets.run_files(layout.TRAINING_ATTEMPTS)
     assert [e["path"] for e in by_job["train"]] == targets.run_files(layout.TRAIN_BENCHMARK)
@@ -597,10 +609,15 @@ def test_the_study_manifest_lists_every_job_that_computes_with_its_records():
         (run.resolved["runtime"]["device"], run.resolved["runtime"]["processes"]) for run in study.runs]
     restored = study.restored_sources()
     assert [e["restored"] for e in by_job["restore"]] == [targets.restored(s, ts) for s, ts in restored]
-    assert {e["group"] for e in by_job["restore"]} == {"main", "ablation", "official_weights"}
+    assert {e["group"] for e in by_job["restore"]} == {"main", "ablation", "official_weights", "model_best"}
     assert "dnd" in {e["dataset"] for e in by_job["restore"]}  # bundled, not scored: still computed
     assert [e["path"] for e in by_job["score"]] == [
         layout.SCORE_BENCHMARK.format(study="paper", source=s.key, dataset=ts.name) for s, ts in study.scored_sources()]
+    # The audit: the ruler scores (on the CPU) and the tiles-vs-whole checks.
+    assert [e["path"] for e in by_job["audit"]] == [
+        layout.RULER_BENCHMARK.format(study="paper", source=s.key, dataset=ts.name) for s, ts in study.ruler_sources()
+    ] + [layout.TILE_CHECK_BENCHMARK.format(study="paper", source=s.key, dataset=ts.name) for s, ts in study.tile_checks()]
+    assert len(by_job["audit"]) == 20 and [e.get("device") for e in by_job["audit"][:10]] == ["cpu"] * 10
 
 
 def test_training_logs_are_normalised_and_missing_ones_skipped(tmp_path):
