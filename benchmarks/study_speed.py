@@ -128,7 +128,9 @@ def main() -> int:
     lanes = max(1, args.cores // args.threads)
     print(f"{args.config}: {len(runs)} training runs; torch {torch.__version__}; {args.threads} thread(s) per job, "
           f"{lanes} jobs side by side; median of {args.steps} steps after {args.warmup} warm-ups")
-    print(f"this CPU: {_cpu_name()}")
+    from mprnet.report.provenance import cpu_name
+
+    print(f"this CPU: {cpu_name()}")
     for kind in args.kinds:
         cache: dict[str, dict] = {}
         total = total_other = 0.0
@@ -164,18 +166,6 @@ def main() -> int:
             print(f"{kind}: the same in {label}: {total_other:.0f} CPU-s, "
                   f"{total_other / lanes / 60:.1f} min (x{total_other / total:.2f})")
     return 0
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    import platform
-
-    return platform.processor() or platform.machine()
 
 
 if __name__ == "__main__":

@@ -16,9 +16,7 @@ def register(subparsers) -> None:
                     "sidd (SIDD; reads <pred>/float/<stem>.npy when present). Prints the means; "
                     "--out writes one CSV row per image (image,psnr,ssim).",
     )
-    p.add_argument("--protocol", required=True, choices=PROTOCOLS)
-    p.add_argument("--pred", required=True, help="folder of restored images")
-    p.add_argument("--target", required=True, help="folder of ground-truth images")
+    _folders(p)
     p.add_argument("--out", help="CSV file for the per-image scores (written atomically)")
     p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -33,9 +31,7 @@ def register(subparsers) -> None:
                     "8-bit outputs: those that apply to the protocol). Prints each ruler's mean and the spread "
                     "of its difference to the paper's ruler; --out writes one CSV row per (image, ruler).",
     )
-    r.add_argument("--protocol", required=True, choices=PROTOCOLS)
-    r.add_argument("--pred", required=True, help="folder of restored images")
-    r.add_argument("--target", required=True, help="folder of ground-truth images")
+    _folders(r)
     r.add_argument("--rulers", help="comma-separated ruler names (default: every alternative to the protocol)")
     r.add_argument("--out", help="CSV file for the per-image scores of every ruler (written atomically)")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -51,6 +47,13 @@ def register(subparsers) -> None:
     d.add_argument("--input", required=True, help="folder of restored crops")
     d.add_argument("--output", required=True, help="folder for the .mat files")
     d.set_defaults(func=_dnd_bundle)
+
+
+def _folders(parser: argparse.ArgumentParser) -> None:
+    """The arguments `score` and `rulers` share: the protocol and the two folders paired by stem."""
+    parser.add_argument("--protocol", required=True, choices=PROTOCOLS)
+    parser.add_argument("--pred", required=True, help="folder of restored images")
+    parser.add_argument("--target", required=True, help="folder of ground-truth images")
 
 
 def _score(args: argparse.Namespace) -> int:

@@ -229,10 +229,6 @@ def device_name(device) -> str:
         import torch
 
         return torch.cuda.get_device_name(device)
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    from ..report.provenance import cpu_name
+
+    return cpu_name()
