@@ -317,7 +317,7 @@ def ruler_sensitivity(per_image: pd.DataFrame, summaries: pd.DataFrame | None = 
             ax.set_ylim(len(names) - 0.5, -0.5)
             ax.set_xlabel(unit)
             ax.set_title(f"{dataset} ({n_images} images, paper's ruler: {protocol})" if metric == "psnr" else "")
-    fig.suptitle("The same images under other rulers: Δ against the paper's ruler (0, red line); "
+    fig.suptitle("The same images under other rulers: Δ against the paper's ruler (the line at 0); "
                  "each dot an image, the mean at the right")
     fig.tight_layout()
     return fig
