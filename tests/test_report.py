@@ -314,11 +314,11 @@ def test_cost_headline_of_one_kind_of_device_and_in_the_results_index(tmp_path):
     index = (tmp_path / "README.md").read_text()
     assert index.index(f"**Cost.** {line}") < index.index("## Tables")  # at the top
     assert "### Cost of the study: every job that computed" in index and "[`cost.json`](cost.json)" in index
-    # The audit's jobs (a ruler-scores job on the CPU, a tiles check that records no device) come last.
+    # The audit's jobs (a ruler-scores job on the CPU, a tiles check of a folder without restore.json) come last.
     files += [({"job": "audit", "group": "main", "task": "deraining", "method": "full", "seed": 0, "dataset": "rain",
                 "device": "cpu"}, _benchmark(tmp_path / "u.tsv", 36.0, 30.0)),
-              ({"job": "audit", "group": "main", "task": "deraining", "method": "full", "seed": 0, "dataset": "rain"},
-               _benchmark(tmp_path / "t.tsv", 72.0, 70.0))]
+              ({"job": "audit", "group": "main", "task": "deraining", "method": "full", "seed": 0, "dataset": "rain",
+                "restored": tmp_path / "no_record"}, _benchmark(tmp_path / "t.tsv", 72.0, 70.0))]
     costs = hours.job_costs(files, unknown_device="GPU")
     # CPU: 165.6 + 12.6 + 4.32 + 36 s = 0.0607 h; the tiles check 72 s = 0.02 GPU-hours.
     assert hours.headline(costs) == ("Reproducing these results cost 0.020 GPU-hours and 0.061 CPU-hours (training "
@@ -326,6 +326,10 @@ def test_cost_headline_of_one_kind_of_device_and_in_the_results_index(tmp_path):
                                      "CPU-hours, auditing 0.020 GPU-hours and 0.010 CPU-hours).")
     audit = [cells[1:4] for label, cells in hours.cost_table(costs).rows if label == "Auditing (1 job)"]
     assert audit == [["0:00:36", "CPU", "0.0100"], ["0:01:12", "GPU", "0.0200"]]  # one row per kind of device
+    on_gpu = hours.job_costs([({"job": "audit", "task": "deraining", "dataset": "rain",
+                                "restored": _restore_record(tmp_path / "restored_gpu", "cuda:0")},
+                               _benchmark(tmp_path / "t.tsv", 72.0, 70.0))])
+    assert on_gpu["kind"].tolist() == ["GPU"]  # where the source's restore job ran
 
 
 def test_cost_of_a_run_without_attempts_record_is_its_benchmark_and_a_lower_bound(tmp_path):
@@ -618,6 +622,8 @@ def test_the_study_manifest_lists_every_job_that_computes_with_its_records():
         layout.RULER_BENCHMARK.format(study="paper", source=s.key, dataset=ts.name) for s, ts in study.ruler_sources()
     ] + [layout.TILE_CHECK_BENCHMARK.format(study="paper", source=s.key, dataset=ts.name) for s, ts in study.tile_checks()]
     assert len(by_job["audit"]) == 20 and [e.get("device") for e in by_job["audit"][:10]] == ["cpu"] * 10
+    # A tiles check restores where its source's restore job did: that job's restore.json says where.
+    assert [e["restored"] for e in by_job["audit"][10:]] == [targets.restored(s, ts) for s, ts in study.tile_checks()]
 
 
 def test_training_logs_are_normalised_and_missing_ones_skipped(tmp_path):

@@ -10,8 +10,9 @@ Where each job's figures come from (the study manifest's ``job_costs`` list,
   headline say;
 * restoring, scoring and auditing (the ruler scores and the tiles-vs-whole checks): each job's
   Snakemake benchmark file (``s``, ``cpu_time``, ``max_rss``; a retried job's earlier attempts are
-  not in it). A restore ran on the device its ``restore.json`` names; scoring and the ruler scores
-  run on the CPU; a tiles-vs-whole check records no device.
+  not in it). A restore ran on the device its ``restore.json`` names, and so did a tiles-vs-whole
+  check of its images (the same resources and device choice); scoring and the ruler scores run on
+  the CPU.
 
 **Device-hours** are wall-clock hours × devices. A CUDA job's devices are its GPUs, one per
 process: *GPU-hours*. A CPU job counts one device per process, whatever its threads: *CPU-hours*
@@ -88,12 +89,12 @@ def job_costs(files: Files, *, unknown_device: str = "") -> pd.DataFrame:
             rows += _from_attempts(job, identity, recorded, unknown_device)
             continue
         bench = read_benchmarks([({}, path)]).iloc[0]
-        if job == "restore":
-            record = read_record(restored) if restored else None
+        if restored:  # a restore, or a tiles check (restored where its source's restore job ran)
+            record = read_record(restored)
             device = record.get("device") if record else None
         elif job == "score":
             device = "cpu"
-        # "audit": the ruler scores say cpu; a tiles-vs-whole check records no device
+        # "audit": the ruler scores say cpu
         devices = processes if job == "train" else 1
         rows.append({
             "job": job, **identity, "record": FROM_BENCHMARK, "attempts": 1 if job == "train" else np.nan,

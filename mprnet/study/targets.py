@@ -97,7 +97,8 @@ class Targets:
         ``attempts`` record (every attempt; the benchmark keeps the last), its configured ``device``
         and ``processes``; ``restore`` with the source's fields, the ``dataset`` and the ``restored`` folder
         (its restore.json names the device); ``score`` likewise, without a folder; ``audit``, the
-        ruler scores (``device`` cpu) and the tiles-vs-whole checks (device unrecorded)."""
+        ruler scores (``device`` cpu) and the tiles-vs-whole checks (with the source's ``restored``
+        folder: a check restores with the same resources and device choice as the restore job)."""
         pairs = [(dict(run.fields, job="train", attempts=self.path(layout.TRAINING_ATTEMPTS, **run.fields),
                        device=run.resolved["runtime"]["device"], processes=run.resolved["runtime"]["processes"]),
                   self.path(layout.TRAIN_BENCHMARK, **run.fields))
@@ -111,7 +112,7 @@ class Targets:
         pairs += [(dict(_source_fields(source), dataset=ts.name, job="audit", device="cpu"),
                    self.path(layout.RULER_BENCHMARK, source=source.key, dataset=ts.name))
                   for source, ts in self.study.ruler_sources()]
-        pairs += [(dict(_source_fields(source), dataset=ts.name, job="audit"),
+        pairs += [(dict(_source_fields(source), dataset=ts.name, job="audit", restored=self.restored(source, ts)),
                    self.path(layout.TILE_CHECK_BENCHMARK, source=source.key, dataset=ts.name))
                   for source, ts in self.study.tile_checks()]
         return pairs
