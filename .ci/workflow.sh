@@ -54,7 +54,12 @@ print(f"{sys.argv[1]}: {len(summary)} rows, methods {sorted(methods)}, trained i
 # The ruler table: every scored test set under the paper's ruler and its alternatives.
 rulers = pd.read_csv(sys.argv[1].replace("summary.csv", "tables/rulers.csv"))
 assert set(rulers["dataset"]) == {"demo_rain", "demo_blur", "demo_noise"}, set(rulers["dataset"])
-assert (rulers.loc[rulers["ruler"] == "paper", "d_psnr_mean"] == 0).all()
+for dataset, rows in rulers.groupby("dataset"):
+    paper = rows[rows["ruler"] == "paper"]
+    assert len(paper) == 1, f"{dataset}: {len(paper)} rows of the paper's ruler"
+    images = rows[rows["kind"] == "image"]  # mean Δ over images = the ruler's mean − the paper's mean
+    gap = (images["psnr"] - paper["psnr"].item() - images["d_psnr_mean"]).abs().max()
+    assert gap < 1e-6 and len(images) >= 4, (dataset, gap, len(images))
 print(f"rulers.csv: {len(rulers)} rows, rulers {sorted(set(rulers['ruler']))}")
 # The study's cost: every training attempt recorded, the headline at the top of the results README.
 import json

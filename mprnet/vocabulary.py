@@ -146,7 +146,7 @@ SCORE_COLUMNS = ("image", "psnr", "ssim")  # a per-image score file
 # A tile check's per-image file (mprnet.report.tiles): Δ = tiled − whole; ``study`` says which of the
 # two the study's own scores are (``tiled`` or ``whole``), ``tile``/``overlap`` the tiling compared.
 TILE_CHECK_COLUMNS = ("image", "tiled_psnr", "tiled_ssim", "whole_psnr", "whole_ssim", "delta_psnr", "delta_ssim",
-                      "tile", "overlap", "study")
+                      "tile", "overlap", "study", "split")
 
 # The study manifest (results/<study>/study.yaml, mprnet.study.targets): its lists of the files the
 # study produces, each entry the fields of what the file is about and its ``path``. The aggregation

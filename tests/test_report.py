@@ -605,6 +605,7 @@ def test_the_study_manifest_lists_every_job_that_computes_with_its_records():
                        root / "workflow" / "schemas" / "config.schema.yaml", root)
     targets = Targets(study)
     entries = targets.manifest_record()[MANIFEST_JOB_COSTS]
+    assert targets.manifest_record()["online_test_sets"] == ["dnd"]  # the verdicts' "scored online only"
     by_job = {job: [e for e in entries if e["job"] == job] for job in ("train", "restore", "score", "audit")}
     assert len(entries) == sum(map(len, by_job.values()))
     assert [e["attempts"] for e in by_job["train"]] == targets.run_files(layout.TRAINING_ATTEMPTS)
@@ -745,3 +746,12 @@ def test_gains_table_pairs_each_main_model_with_its_input(tmp_path, capsys):
     pd.DataFrame([{"task": "t", "dataset": "d", "method": "full"}]).to_csv(summary, index=False)
     assert main([str(summary)]) == 2
     assert "no column(s) group, psnr, ssim" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("value, figures, text", [
+    (0.0512, 2, "0.051"), (1.234, 2, "1.2"), (0.0996, 2, "0.10"), (9.96, 2, "10"), (99.6, 2, "100"),
+    (0.00071, 2, "0.00071"), (1234.4, 2, "1234"), (0.10293, 3, "0.103"), (0.0, 2, "0"), (-0.0512, 2, "−0.051")])
+def test_significant_figures_of_the_cost(value, figures, text):
+    """Device-hours to 2 significant figures, a rounding up to the next power of ten included
+    (0.0996 is 0.10, not 0.100), whole numbers whole."""
+    assert report_table.format_significant(value, figures) == text

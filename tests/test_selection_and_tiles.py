@@ -200,14 +200,16 @@ def test_sample_stems_are_evenly_spaced_and_the_same_every_time():
 
 
 def test_tiles_table_on_known_per_image_numbers():
-    def check(task, dataset, deltas, study="tiled"):
+    def check(task, dataset, deltas, study="tiled", split=True):
         return pd.DataFrame({"task": task, "dataset": dataset, "image": [f"im{i}" for i in range(len(deltas))],
                              "tiled_psnr": [30 + d for d, _ in deltas], "tiled_ssim": [0.9 + s for _, s in deltas],
                              "whole_psnr": 30.0, "whole_ssim": 0.9, "delta_psnr": [d for d, _ in deltas],
-                             "delta_ssim": [s for _, s in deltas], "tile": 256, "overlap": 32, "study": study})
+                             "delta_ssim": [s for _, s in deltas], "tile": 256, "overlap": 32, "study": study,
+                             "split": split})
 
     checks = pd.concat([check("deraining", "rain100h", [(0.01, 0.0002), (-0.04, -0.0006), (0.0, 0.0)]),
-                        check("deblurring", "gopro", [(0.002, 0.0), (0.004, 0.0001)], study="whole")])
+                        check("deblurring", "gopro", [(0.002, 0.0), (0.004, 0.0001)], study="whole"),
+                        check("denoising", "sidd", [(0.0, 0.0), (0.0, 0.0)], split=False)])
     summary = tiles_summary(checks).set_index("dataset")
     assert summary.loc["rain100h", "delta_psnr_mean"] == pytest.approx(-0.01)
     assert summary.loc["rain100h", "delta_psnr_max_abs"] == pytest.approx(0.04)
@@ -215,9 +217,11 @@ def test_tiles_table_on_known_per_image_numbers():
     assert summary.loc["gopro", "delta_psnr_mean"] == pytest.approx(0.003) and summary.loc["gopro", "n_images"] == 2
     table = tiles_table(checks)
     rows = dict(table.rows)
-    assert rows["deraining: rain100h"] == ["256 / 32", "tiles", "3", "−0.010", "0.040", "−0.0001", "0.0006"]
-    assert rows["deblurring: gopro"][:3] == ["256 / 32", "whole images", "2"]
-    assert table.rules_before == {1}  # a rule between the tasks
+    assert rows["deraining: rain100h"] == ["256 / 32", "tiles", "3 (3 split)", "−0.010", "0.040", "−0.0001", "0.0006"]
+    assert rows["deblurring: gopro"][:3] == ["256 / 32", "whole images", "2 (2 split)"]
+    # SIDD's 256×256 blocks in 256-pixel tiles: restored whole either way, nothing measured.
+    assert rows["denoising: sidd"][2:] == ["2 (0 split)", "not split: images ≤ tile", "–", "–", "–"]
+    assert table.rules_before == {1, 2}  # a rule between the tasks
 
 
 # --------------------------------------------------------------------------- tiles: the job
@@ -267,6 +271,7 @@ def test_tiles_and_whole_are_equal_when_the_tile_covers_the_image(tiny_set):
     assert list(frame["image"]) == ["img000", "img002", "img003"]
     assert (frame["delta_psnr"] == 0).all() and (frame["delta_ssim"] == 0).all()
     assert (frame["tiled_psnr"] == frame["whole_psnr"]).all()
+    assert not frame["split"].any()  # 64×80 images in 128-pixel tiles
     whole = _study_scores(tiny_set, "whole", tile=None)
     frame = _check(tiny_set, whole, "whole_check.csv", tile=128, overlap=8, study_tiles=False, images=4)
     assert (frame["delta_psnr"] == 0).all() and (frame["study"] == "whole").all()
@@ -279,7 +284,7 @@ def test_small_tiles_against_whole_images_compare_the_study_scores_with_the_othe
     # The study tiles: its own numbers are the tiled side; the whole side is restored by the check.
     frame = _check(tiny_set, tiny_set / "tiled32.csv", "tiled_check.csv", tile=32, overlap=8, study_tiles=True,
                    images=4).set_index("image")
-    assert (frame["study"] == "tiled").all() and (frame["tile"] == 32).all()
+    assert (frame["study"] == "tiled").all() and (frame["tile"] == 32).all() and frame["split"].all()
     np.testing.assert_allclose(frame["tiled_psnr"], study_tiled.loc[frame.index, "psnr"], rtol=0, atol=1e-9)
     np.testing.assert_allclose(frame["whole_psnr"], study_whole.loc[frame.index, "psnr"], rtol=0, atol=1e-9)
     np.testing.assert_allclose(frame["delta_psnr"], frame["tiled_psnr"] - frame["whole_psnr"], rtol=0, atol=1e-12)

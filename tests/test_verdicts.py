@@ -116,8 +116,10 @@ def test_boundaries_of_the_tolerance():
     assert one(30.3001, 2, 0.15)["verdict"] == NOT_REPRODUCED
     assert one(29.9, 2, 0.01)["verdict"] == REPRODUCED  # floor 0.1 dB, Δ −0.1
     assert one(29.899, 2, 0.01)["verdict"] == NOT_REPRODUCED
-    assert one(math.inf, 2, math.nan)["verdict"] == NO_SPREAD
+    # An infinite PSNR is never the paper's, whatever the seeds (aggregate gives it no spread).
+    assert one(math.inf, 2, math.nan)["verdict"] == NOT_REPRODUCED
     assert one(math.inf, 3, 0.1)["verdict"] == NOT_REPRODUCED
+    assert one(math.inf, 1, None)["verdict"] == NOT_REPRODUCED
     assert one(30.05, 1, None, "official_weights")["verdict"] == REPRODUCED  # no training: σ = 0
     assert one(30.15, 1, None, "official_weights")["verdict"] == NOT_REPRODUCED
     assert one(30.05, None, None)["verdict"] == ONE_SEED  # no seed count: one seed
@@ -206,3 +208,25 @@ def test_main_table_shows_a_verdict_under_each_compared_row():
     # A summary written before the verdict columns existed: no verdict row, nothing else changes.
     old = main_results_table(summary.drop(columns=["verdict"]), "deblurring")
     assert "Verdict" not in [label for label, _ in old.rows] and len(old.rows) == len(table.rows) - 3
+
+
+def test_a_published_cell_without_public_ground_truth_is_scored_online_not_missing():
+    """DND: the paper publishes 39.80 dB; the study bundles its restored images for the online
+    benchmark and can have no number of its own. Its verdict says so, on the paper row, and the
+    main table's note does not count it as missing."""
+    from mprnet.report.tables import main_results_table
+    from mprnet.study.verdicts import ONLINE, with_verdicts
+
+    rows = [paper("denoising", "sidd", 39.71, 0.958), row("denoising", "sidd", "full", "main", 39.60, 0.957, 1),
+            paper("denoising", "dnd", 39.80, 0.954)]
+    assert verdicts(rows).set_index("dataset").loc["dnd", "verdict"] == MISSING  # nobody said it has no ground truth
+    summary = pd.DataFrame(with_verdicts(rows, online=["dnd"]), columns=SUMMARY_COLUMNS)
+    assert summary.set_index(["dataset", "group"]).loc[("dnd", "paper"), "verdict"] == ONLINE
+    table = main_results_table(summary, "denoising")
+    assert table.header[0] == ("dnd", "PSNR") and dict(table.rows)["Verdict"] == ["online only", "", "one seed", ""]
+    assert "2 published PSNRs: 1 from one seed (σ unknown), 1 scored by its online benchmark only" in " ".join(table.notes)
+    # No main model at all (its run failed): the verdicts, all missing, follow the paper's row.
+    without = summary[summary["group"] != "main"]
+    table = main_results_table(pd.DataFrame(with_verdicts(without.to_dict("records"))), "denoising")
+    assert [label for label, _ in table.rows] == ["Paper", "Verdict"]
+    assert dict(table.rows)["Verdict"] == ["missing", "", "missing", ""]

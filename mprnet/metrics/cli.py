@@ -85,6 +85,8 @@ def _rulers(args: argparse.Namespace) -> int:
     pairs = read_pairs(args.protocol, args.pred, args.target, progress=not args.no_progress and sys.stderr.isatty())
     try:
         per_image, summary = ruler_sensitivity(pairs, args.protocol, names)
+    except DataError:  # pairing and reading: the message names the files
+        raise
     except ValueError as exc:  # an image a ruler cannot score (too small, grey): named by its stem
         raise DataError(f"{args.pred}: {exc}") from None
     if args.out:

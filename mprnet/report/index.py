@@ -6,18 +6,22 @@ import os
 from pathlib import Path
 
 from ..atomic import atomic_write_text
-from ..vocabulary import ABLATION_TABLE, COST_TABLE, MAIN_TABLE, TABLE_FORMATS, TASK_ORDER
+from ..vocabulary import ABLATION_TABLE, COST_TABLE, MAIN_TABLE, RULER_TABLE, TABLE_FORMATS, TASK_ORDER, TILES_TABLE
 
 MAIN_PREFIX = MAIN_TABLE.format(task="")  # "main_": one table per task
 
 # What each output is, by file stem (prefix match for per-task / per-dataset files).
 DESCRIPTIONS = {
-    MAIN_PREFIX: "Main results laid out as in the paper: datasets as columns, rows paper / ours / Δ.",
+    MAIN_PREFIX: "Main results laid out as in the paper: datasets as columns, rows paper / ours / Δ, each compared "
+                 "row's verdict against the paper, and model_best against model_final where the runs validate.",
+    RULER_TABLE: "The same images under the rulers readers use instead of the paper's (scikit-image, torchmetrics, "
+                 "BasicSR, IQA-PyTorch, ...): Δ against the paper's ruler per test set, mean ± std and range.",
+    TILES_TABLE: "A sample of each test set restored in tiles and whole: how much tiling moves the scores.",
     "ablation_visual_": "Ablation variants side by side on the images where they differ most (crops enlarged ×2, "
                         "PSNR per panel).",
     ABLATION_TABLE: "Mean ± std over seeds, paired bootstrap 95% CI of the difference to the full model, "
                     "parameters, GFLOPs at 256×256 and restore time per image.",
-    COST_TABLE: "Device-hours of every attempt of every trained model, and of the restore and score jobs.",
+    COST_TABLE: "Device-hours of every attempt of every trained model, and of the restore, score and audit jobs.",
     "paper_vs_ours": "Paper vs. our reproduction per dataset (Δ written above each dataset).",
     "ablation_bars": "Ablation variants against the full model, with bootstrap CIs.",
     "per_image_psnr": "Per-image PSNR distribution per dataset and method.",

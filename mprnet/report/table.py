@@ -57,13 +57,18 @@ def format_count(value: float) -> str:
 
 def format_significant(value: float, figures: int = 2) -> str:
     """``value`` to ``figures`` significant figures, whole numbers kept whole (figures 2: 0.0512 ->
-    ``0.051``, 1.234 -> ``1.2``, 1234.5 -> ``1235``); 0 -> ``0``. For amounts whose scale varies
-    by orders of magnitude between studies (device-hours: a demo's 0.05, the paper's thousands)."""
+    ``0.051``, 1.234 -> ``1.2``, 0.0996 -> ``0.10``, 9.96 -> ``10``, 1234.4 -> ``1234``); 0 -> ``0``.
+    The value is rounded first, so that one rounding up to the next power of ten keeps its figures. For amounts
+    whose scale varies by orders of magnitude between studies (device-hours: a demo's 0.05, the
+    paper's thousands)."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
     if value == 0:
         return "0"
-    return format_number(value, max(0, figures - 1 - math.floor(math.log10(abs(value)))))
+    if abs(value) >= 10 ** (figures - 1):
+        return format_number(value, 0)  # whole
+    rounded = float(f"{value:.{figures - 1}e}")  # e.g. 0.0996 -> 0.10, whose exponent sets the decimals
+    return format_number(rounded, max(0, figures - 1 - math.floor(math.log10(abs(rounded)))))
 
 
 def format_duration(seconds: float) -> str:

@@ -156,8 +156,11 @@ def main_results_table(summary: pd.DataFrame, task: str, *, with_average: bool |
         label = best_label if method == MODEL_BEST and best_label else method_label(method)
         rows.append((DELTA_LABELS.get(method, label), cells))
         data_rows.append(values.rename(method))
-        # A method's verdict row follows its Δ row, or its own row where it has no Δ row.
+        # A method's verdict row follows its Δ row, or its own row where it has no Δ row; with no
+        # main model at all, the main model's verdicts (all missing) follow the paper's row.
         owner = delta_of.get(method, None if method in DELTA_ROWS else method)
+        if method == PAPER:
+            owner = FULL if FULL not in numbers.index else None
         if owner in verdicts:
             words = [SHORT_VERDICTS.get(verdicts[owner].get(d), verdicts[owner].get(d, "")) if m == "psnr" else ""
                      for d, m in numbers.columns]

@@ -14,8 +14,10 @@ and device.
 * :func:`sample_stems`: the sample, ``n`` stems evenly spaced in sorted order (deterministic);
 * :func:`tile_check`: one (model, test set): per image ``tiled_psnr``, ``tiled_ssim``,
   ``whole_psnr``, ``whole_ssim``, ``delta_psnr`` and ``delta_ssim`` (tiled − whole; PSNR in dB,
-  SSIM in [0, 1]), ``tile``, ``overlap`` (pixels) and ``study`` (``tiled`` or ``whole``: which
-  side is the study's own); columns ``vocabulary.TILE_CHECK_COLUMNS``;
+  SSIM in [0, 1]), ``tile``, ``overlap`` (pixels), ``study`` (``tiled`` or ``whole``: which
+  side is the study's own) and ``split`` (whether the tile is smaller than the image: an image no
+  larger than the tile is restored whole either way, Δ 0 by construction, as SIDD's 256×256
+  blocks with 256-pixel tiles); columns ``vocabulary.TILE_CHECK_COLUMNS``;
 * :func:`tiles_table`: the ``tiles`` table, one row per (task, test set): mean Δ and max |Δ|.
 """
 
@@ -33,7 +35,7 @@ import pandas as pd
 from ..atomic import atomic_path
 from ..csv_files import read_csv_checked
 from ..errors import DataError
-from ..images import index_by_stem, list_images
+from ..images import index_by_stem, inspect_image, list_images
 from ..vocabulary import TILE_CHECK_COLUMNS, TILES_TABLE
 from .table import Table, format_count, format_number
 
@@ -88,10 +90,10 @@ def tile_check(checkpoint: PathLike, inputs: PathLike, targets: PathLike, protoc
     own = read_scores(study_scores).set_index("image")
     own.index = own.index.astype(str)
     stems = sample_stems(list(own.index), images)
+    target_files = index_by_stem(list_images(targets), Path(targets), "targets")
     with tempfile.TemporaryDirectory(prefix="mprnet-tiles-") as tmp:
         sample_in = _link_sample({p.stem: p for p in list_inputs(inputs)}, stems, Path(tmp) / "input", str(inputs))
-        sample_target = _link_sample(index_by_stem(list_images(targets), Path(targets), "targets"), stems,
-                                     Path(tmp) / "target", str(targets))
+        sample_target = _link_sample(target_files, stems, Path(tmp) / "target", str(targets))
         restored = Path(tmp) / "restored"
         restore_checkpoint(checkpoint, sample_in, restored, tile=None if study_tiles else tile, overlap=overlap,
                            precision=precision, save_float=save_float, device=device, progress=False)
@@ -108,6 +110,8 @@ def tile_check(checkpoint: PathLike, inputs: PathLike, targets: PathLike, protoc
         with np.errstate(invalid="ignore"):
             frame[f"delta_{metric}"] = np.where(a == b, 0.0, a - b)  # inf == inf (identical images): no change
     frame["tile"], frame["overlap"], frame["study"] = tile, overlap, TILED if study_tiles else WHOLE
+    sizes = [inspect_image(target_files[stem]) for stem in stems]
+    frame["split"] = [info.height > tile or info.width > tile for info in sizes]  # restore_tensor's own test
     frame = frame[list(TILE_CHECK_COLUMNS)]
     with atomic_path(out) as path:
         frame.to_csv(path, index=False, float_format="%.10g")
@@ -138,7 +142,8 @@ def tiles_summary(checks: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for (task, dataset), group in checks.groupby(["task", "dataset"], sort=False):
         row = {"task": task, "dataset": dataset, "tile": int(group["tile"].iloc[0]),
-               "overlap": int(group["overlap"].iloc[0]), "study": group["study"].iloc[0], "n_images": len(group)}
+               "overlap": int(group["overlap"].iloc[0]), "study": group["study"].iloc[0], "n_images": len(group),
+               "n_split": int(group["split"].astype(bool).sum())}
         for metric in ("psnr", "ssim"):
             delta = group[f"delta_{metric}"].to_numpy(dtype=float)
             row[f"delta_{metric}_mean"] = float(delta.mean())
@@ -157,19 +162,23 @@ def tiles_table(checks: pd.DataFrame, *, name: str = TILES_TABLE) -> Table:
         if previous is not None and r["task"] != previous:
             rules.add(len(rows))
         previous = r["task"]
+        if r["n_split"]:
+            deltas = [format_number(r["delta_psnr_mean"], DELTA_DIGITS["psnr"], signed=True),
+                      format_number(r["delta_psnr_max_abs"], DELTA_DIGITS["psnr"]),
+                      format_number(r["delta_ssim_mean"], DELTA_DIGITS["ssim"], signed=True),
+                      format_number(r["delta_ssim_max_abs"], DELTA_DIGITS["ssim"])]
+        else:  # every image fits in one tile: restored whole either way, nothing measured
+            deltas = ["not split: images ≤ tile", "–", "–", "–"]
         rows.append((f"{r['task']}: {r['dataset']}", [
             f"{r['tile']} / {r['overlap']}", "tiles" if r["study"] == TILED else "whole images",
-            format_count(r["n_images"]),
-            format_number(r["delta_psnr_mean"], DELTA_DIGITS["psnr"], signed=True),
-            format_number(r["delta_psnr_max_abs"], DELTA_DIGITS["psnr"]),
-            format_number(r["delta_ssim_mean"], DELTA_DIGITS["ssim"], signed=True),
-            format_number(r["delta_ssim_max_abs"], DELTA_DIGITS["ssim"]),
-        ]))
+            f"{format_count(r['n_images'])} ({r['n_split']} split)", *deltas]))
     notes = [
         "Δ = tiled − whole, per image, on a sample of each test set (its images evenly spaced in name order), "
         "scored with the test set's protocol; mean Δ and the largest absolute Δ (max abs) over the sample.",
         "The side the study restores is its own per-image scores (the numbers of the main table); the other side "
         "is the same model restored here the other way, in the same precision on the same device.",
+        "Split: the sample's images larger than the tile; an image no larger than the tile is restored whole "
+        "either way (Δ 0 by construction), so a test set with none split measures nothing.",
     ]
     return Table(name=name, title="Tiles vs whole images: how much tiled restoration moves the scores",
                  row_header="Test set", header=header, rows=rows, data=data, notes=notes, rules_before=rules)

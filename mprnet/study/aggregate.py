@@ -161,7 +161,7 @@ def aggregate(manifest_path: str | Path, summary: str | Path, runs_csv: str | Pa
     published = manifest.get("published") or {}
     runs = run_rows(manifest, root)
     averaged = {t for t, d in published.items() if AVERAGE in d}
-    rows = with_verdicts(summarise(runs, published, averaged))
+    rows = with_verdicts(summarise(runs, published, averaged), manifest.get("online_test_sets") or ())
     with atomic_path(summary) as tmp:
         _frame(rows, SUMMARY_COLUMNS).to_csv(tmp, index=False, float_format="%.10g")
     if runs_csv:

@@ -198,15 +198,18 @@ class Study:
                 if ts.scored}
         return list(seen.values())
 
+    def first_main_runs(self) -> list[Run]:
+        """The main run of each task's first seed, in task order: the model the audit looks at
+        (the ruler scores, the tiles-vs-whole checks)."""
+        first: dict[str, Run] = {}
+        for run in self.runs_of(MAIN):
+            first.setdefault(run.task, run)
+        return [first[task] for task in self.tasks if task in first]
+
     def ruler_sources(self) -> list[tuple[Source, TestSet]]:
-        """(source, test set) scored under the alternative rulers as well: the main model of each
-        task, its first seed, on each of its scored test sets (mprnet.metrics.rulers)."""
-        pairs = []
-        for task in self.tasks:
-            runs = [run for run in self.runs_of(MAIN) if run.task == task]
-            if runs:
-                pairs += [(self.run_source(runs[0]), ts) for ts in runs[0].test_sets if ts.scored]
-        return pairs
+        """(source, test set) scored under the alternative rulers as well: the first seed's main
+        model of each task on each of its scored test sets (mprnet.metrics.rulers)."""
+        return [(self.run_source(run), ts) for run in self.first_main_runs() for ts in run.test_sets if ts.scored]
 
     def model_best_selection(self, task: str) -> dict:
         """How the ``model_best`` of ``task``'s main runs was selected, for its table row and note:
@@ -235,12 +238,8 @@ class Study:
     def tile_checks(self) -> list[tuple[Source, TestSet]]:
         """(source, test set) of every tiles-vs-whole check: the first seed's main model of each
         task that has a :meth:`tile_check`, on each of its scored test sets."""
-        pairs, seen = [], set()
-        for run in self.runs_of(MAIN):
-            if run.task not in seen and self.tile_check(run.task):
-                seen.add(run.task)
-                pairs += [(self.run_source(run), ts) for ts in run.test_sets if ts.scored]
-        return pairs
+        return [(self.run_source(run), ts) for run in self.first_main_runs() if self.tile_check(run.task)
+                for ts in run.test_sets if ts.scored]
 
     def main_stage_runs(self) -> list[Run]:
         """The main runs whose task restores with ``save_stages``."""

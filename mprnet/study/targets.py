@@ -221,7 +221,8 @@ class Targets:
         return entries
 
     def manifest_record(self) -> dict:
-        """The study manifest (``study.yaml``): the study's description, the paper's numbers, its
+        """The study manifest (``study.yaml``): the study's description, the paper's numbers, the
+        test sets without public ground truth (``online_test_sets``: the verdicts say so), its
         runs, and every file the study produces that a later job reads, each with its fields:
         ``scores`` (the aggregation), ``training_logs``, ``job_costs``, ``restore_benchmarks``,
         ``stage_scores``, ``ruler_scores`` and ``tile_checks`` (the report). Keys sorted: a params
@@ -240,6 +241,8 @@ class Targets:
             "study": study.name,
             "description": study.description,
             "published": study.published,
+            "online_test_sets": sorted({ts.name for task in study.tasks.values() for ts in task.test_sets.values()
+                                        if not ts.scored}),
             "ablations": ablation or {},
             "runs": [{"key": r.key, "group": r.group, "task": r.task, "variant": r.variant, "seed": r.seed,
                       "preset": r.preset, "model": r.model, "dir": self.run_dir(r),

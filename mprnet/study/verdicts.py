@@ -5,14 +5,17 @@ One rule for every cell (:data:`RULE`), on PSNR:
 * **reproduced** when |Δ PSNR| ≤ max(0.1 dB, 2σ), Δ = ours − paper and σ the sample standard
   deviation of our PSNR over training seeds (``psnr_std`` of ``summary.csv``). The released
   weights and the released results involve no training, so their σ is 0 and the tolerance 0.1 dB;
-* **not reproduced** otherwise (also when our PSNR is infinite);
+* **not reproduced** otherwise, and whenever our PSNR is infinite (identical images), whatever the
+  seeds;
 * **one seed: σ unknown** when our number comes from one training seed (or the row has no seed
   count): the tolerance cannot be set; the column ``within_0_1_db`` still says whether
   |Δ| ≤ 0.1 dB;
 * **σ unknown** when several seeds were trained but the row carries no spread (the deraining
   ``Average`` row of ``summary.csv``, a mean of dataset means, has none);
 * **missing** when the paper publishes the number and we have none (no main-model row for that
-  test set, or an empty score).
+  test set, or an empty score);
+* **scored online only** instead of missing for a test set without public ground truth (DND): the
+  study writes the online benchmark's submission bundle, whose number only the benchmark gives.
 
 The 0.1 dB floor is the resolution of the published numbers (two decimals) plus what evaluation
 details move a score (``mprnet.metrics.rulers``); |Δ| is compared with an allowance of 1e-9 dB,
@@ -38,7 +41,8 @@ NOT_REPRODUCED = "not reproduced"
 ONE_SEED = "one seed: σ unknown"
 NO_SPREAD = "σ unknown"
 MISSING = "missing"
-VERDICTS = (REPRODUCED, NOT_REPRODUCED, ONE_SEED, NO_SPREAD, MISSING)
+ONLINE = "scored online only"  # a test set without public ground truth (DND): its number is the benchmark's
+VERDICTS = (REPRODUCED, NOT_REPRODUCED, ONE_SEED, NO_SPREAD, MISSING, ONLINE)
 
 #: Groups of summary.csv compared with the paper, in this order; only ``main`` gets ``missing`` rows.
 COMPARED_GROUPS = (MAIN, OFFICIAL_WEIGHTS, RELEASED_RESULTS)
@@ -58,23 +62,25 @@ def _number(value) -> float:
 
 def _judge(group: str, delta: float, n_seeds: float, psnr_std: float) -> tuple[float, str]:
     """(tolerance in dB, verdict) of one of our rows whose PSNR is known."""
+    if not math.isfinite(delta):  # an infinite PSNR (identical images): no spread makes it the paper's
+        return math.nan, NOT_REPRODUCED
     if group in UNTRAINED_GROUPS:
         tolerance = FLOOR_DB
     elif n_seeds >= 2 and math.isfinite(psnr_std):
         tolerance = max(FLOOR_DB, SEED_SIGMAS * psnr_std)
     else:
         return math.nan, NO_SPREAD if n_seeds >= 2 else ONE_SEED
-    reproduced = math.isfinite(delta) and abs(delta) <= tolerance + _ALLOWANCE_DB
+    reproduced = abs(delta) <= tolerance + _ALLOWANCE_DB
     return tolerance, REPRODUCED if reproduced else NOT_REPRODUCED
 
 
-def _row(paper: Mapping, ours: Mapping | None, group: str) -> dict:
+def _row(paper: Mapping, ours: Mapping | None, group: str, online: bool = False) -> dict:
     paper_psnr, paper_ssim = _number(paper["psnr"]), _number(paper.get("ssim"))
     row = {"task": paper["task"], "dataset": paper["dataset"], "group": group,
            "method": ours["method"] if ours is not None else FULL,
            "paper_psnr": paper_psnr, "paper_ssim": paper_ssim, "psnr": math.nan, "ssim": math.nan,
            "n_seeds": math.nan, "psnr_std": math.nan, "d_psnr": math.nan, "d_ssim": math.nan,
-           "tolerance_db": math.nan, "within_0_1_db": None, "verdict": MISSING}
+           "tolerance_db": math.nan, "within_0_1_db": None, "verdict": ONLINE if online else MISSING}
     psnr = _number(ours["psnr"]) if ours is not None else math.nan
     if math.isnan(psnr):
         return row
@@ -87,7 +93,7 @@ def _row(paper: Mapping, ours: Mapping | None, group: str) -> dict:
     return row
 
 
-def verdicts(summary):
+def verdicts(summary, online: Iterable[str] = ()):
     """A verdict (module docstring, :data:`RULE`) for every published number of a study's summary.
 
     ``summary``: the rows of ``summary.csv`` (a pandas DataFrame as ``pd.read_csv`` gives it, or a
@@ -103,7 +109,9 @@ def verdicts(summary):
     where it has none); ``d_* = ours − paper``; ``tolerance_db`` is NaN when no tolerance
     applies (one seed, σ unknown, missing); ``within_0_1_db`` is |Δ PSNR| ≤ 0.1 dB (None where
     missing); ``verdict`` is one of :data:`VERDICTS`. A summary without paper rows gives an
-    empty frame with these columns.
+    empty frame with these columns. ``online``: the study's test sets without public ground truth
+    (DND: its restored images are bundled for the online benchmark); a published cell of one of
+    them that we have no number for is :data:`ONLINE`, not ``missing``.
     """
     import pandas as pd
 
@@ -117,13 +125,13 @@ def verdicts(summary):
     for r in records:
         if r.get("group") in COMPARED_GROUPS:
             ours.setdefault((r["task"], r["dataset"], r["group"]), []).append(r)
-    rows = []
+    rows, online = [], set(online)
     for paper in _published(records):
         for group in COMPARED_GROUPS:
             found = sorted(ours.get((paper["task"], paper["dataset"], group), []), key=lambda r: str(r["method"]))
             if not found and group == MAIN:
                 found = [None]
-            rows += [_row(paper, r, group) for r in found]
+            rows += [_row(paper, r, group, paper["dataset"] in online) for r in found]
     out = pd.DataFrame(rows, columns=VERDICT_COLUMNS)
     out["within_0_1_db"] = out["within_0_1_db"].astype("boolean")
     return out
@@ -134,11 +142,12 @@ def _published(records: Iterable[dict]) -> list[dict]:
 
 
 SHORT_VERDICTS = {REPRODUCED: "reproduced", NOT_REPRODUCED: "not reproduced", ONE_SEED: "one seed",
-                  NO_SPREAD: "σ unknown", MISSING: "missing"}  # the words of a table cell
+                  NO_SPREAD: "σ unknown", MISSING: "missing", ONLINE: "online only"}  # the words of a table cell
 
 
 _COUNTED = {REPRODUCED: "reproduced", NOT_REPRODUCED: "not reproduced", ONE_SEED: "from one seed (σ unknown)",
-            NO_SPREAD: "from seeds without a spread (σ unknown)", MISSING: "missing"}
+            NO_SPREAD: "from seeds without a spread (σ unknown)", MISSING: "missing",
+            ONLINE: "scored by its online benchmark only (no public ground truth)"}
 
 
 def count_verdicts(values: Iterable[str]) -> str:
@@ -151,20 +160,20 @@ def count_verdicts(values: Iterable[str]) -> str:
     return f"{len(values)} {noun}: " + ", ".join(parts)
 
 
-def with_verdicts(rows: list[dict]) -> list[dict]:
+def with_verdicts(rows: list[dict], online: Iterable[str] = ()) -> list[dict]:
     """``summary.csv``'s rows (:func:`mprnet.study.aggregate.summarise`) with the verdict of each
     compared row: :data:`SUMMARY_VERDICT_COLUMNS` filled from :func:`verdicts` on the ``main``,
     ``official_weights`` and ``released_results`` rows of a published cell (``paper_psnr`` and
     ``paper_ssim`` the paper's numbers, ``d_* = ours − paper``, the tolerance in dB and the
     verdict), and ``missing`` on the ``paper`` row of a published cell for which the study has no
-    ``main`` number; None elsewhere (inputs, ablations, unpublished cells). New dicts; the input
-    is not changed."""
-    table = verdicts(rows) if rows else None
+    ``main`` number (``scored online only`` for a test set in ``online``: see :func:`verdicts`);
+    None elsewhere (inputs, ablations, unpublished cells). New dicts; the input is not changed."""
+    table = verdicts(rows, online) if rows else None
     found: dict[tuple, dict] = {}
     if table is not None:
         for v in table.to_dict("records"):
             found[(v["task"], v["dataset"], v["group"], v["method"])] = v
-            if v["verdict"] == MISSING:  # said on the published cell as well
+            if v["verdict"] in (MISSING, ONLINE):  # said on the published cell as well
                 found[(v["task"], v["dataset"], PAPER, PAPER)] = v
     out = []
     for r in rows:
