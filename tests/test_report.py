@@ -13,7 +13,7 @@ import pytest
 
 from mprnet.errors import DataError
 from mprnet.report import jobs, render, stats as report_stats, table as report_table, tables
-from mprnet.report.loaders import read_benchmarks, read_run_scores, read_runs
+from mprnet.report.loaders import read_run_scores, read_runs
 from mprnet.report.stats import mean_std, paired_bootstrap_ci
 
 DERAIN = ["Test100", "Rain100H", "Rain100L", "Test2800", "Test1200"]

@@ -17,7 +17,7 @@ from mprnet.report import tables
 from mprnet.report.tiles import sample_stems, tile_check, tiles_summary, tiles_table
 from mprnet.study.config import load_study
 from mprnet.study.files import restored_weights
-from mprnet.study.spec import Source, TileCheck
+from mprnet.study.spec import TileCheck
 from mprnet.study.targets import Targets
 from mprnet.vocabulary import MAIN, MODEL_BEST, TILE_CHECK_COLUMNS
 from test_workflow import CI_CONFIG, ROOT, SCHEMA, _config, planned_jobs, snakemake, workdir, write_config  # noqa: F401

@@ -263,31 +263,28 @@ def ruler_sensitivity(per_image: pd.DataFrame, summaries: pd.DataFrame | None = 
     from .table import format_number
 
     set_style()
-    frame = per_image[per_image["ruler"] != PAPER]
-    sets = list(dict.fromkeys(zip(per_image["task"], per_image["dataset"])))
-    if not sets:
+    groups = dict(list(per_image.groupby(["task", "dataset"], sort=False)))
+    if not groups:
         return empty_figure("No ruler scores to plot.")
-    tasks, datasets = order_tasks([t for t, _ in sets]), order_datasets([d for _, d in sets])
-    sets.sort(key=lambda td: (tasks.index(td[0]), datasets.index(td[1])))
-    heights = []
-    for task, dataset in sets:
-        n = frame[(frame["task"] == task) & (frame["dataset"] == dataset)]["ruler"].nunique() + 1
-        heights.append(max(n, 2))
+    tasks, datasets = order_tasks([t for t, _ in groups]), order_datasets([d for _, d in groups])
+    sets = sorted(groups, key=lambda td: (tasks.index(td[0]), datasets.index(td[1])))
+    heights = [max(groups[key]["ruler"].nunique(), 2) for key in sets]  # the image rulers, one more row
     fig, axes = plt.subplots(len(sets), 2, figsize=(12, 0.42 * sum(heights) + 1.3 * len(sets)), squeeze=False,
                              gridspec_kw={"height_ratios": heights})
     for (task, dataset), row in zip(sets, axes):
-        sub = frame[(frame["task"] == task) & (frame["dataset"] == dataset)]
+        scored = groups[(task, dataset)]
+        sub = scored[scored["ruler"] != PAPER]
         dataset_rows = pd.DataFrame()
         if summaries is not None:
             dataset_rows = summaries[(summaries["task"] == task) & (summaries["dataset"] == dataset)
                                      & (summaries["kind"] == "dataset")]
-        names = [n for n in RULERS if n in set(sub["ruler"])] + list(dataset_rows.get("ruler", []))
+        image_rulers = [n for n in RULERS if n in set(sub["ruler"])]
+        names = image_rulers + list(dataset_rows.get("ruler", []))
         labels = [ruler_label(n) for n in names]
-        n_images = per_image[(per_image["task"] == task) & (per_image["dataset"] == dataset)]["image"].nunique()
-        protocol = str(per_image[(per_image["task"] == task) & (per_image["dataset"] == dataset)]["protocol"].iloc[0]) \
-            if "protocol" in per_image.columns else ""
+        n_images = scored["image"].nunique()
+        protocol = str(scored["protocol"].iloc[0]) if "protocol" in scored.columns else ""
         for ax, metric, unit in ((row[0], "psnr", "Δ PSNR (dB)"), (row[1], "ssim", "Δ SSIM")):
-            values = [sub.loc[sub["ruler"] == n, f"d_{metric}"].to_numpy(dtype=float) for n in names[:len(names) - len(dataset_rows)]]
+            values = [sub.loc[sub["ruler"] == n, f"d_{metric}"].to_numpy(dtype=float) for n in image_rulers]
             finite = [v[np.isfinite(v)] for v in values]
             ys = np.arange(len(names))
             with warnings.catch_warnings():

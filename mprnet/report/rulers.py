@@ -13,7 +13,6 @@ stays the one every main table uses; this table only says what another would hav
 
 from __future__ import annotations
 
-import math
 
 import pandas as pd
 
@@ -21,7 +20,7 @@ from ..errors import DataError
 from ..metrics.rulers import PAPER, RULERS, read_ruler_scores, sensitivity_summary
 from ..vocabulary import RULER_TABLE, order_datasets, order_tasks
 from .loaders import Files, with_fields
-from .table import Table, format_number
+from .table import Table, format_mean_std, format_number, format_range
 
 FIELDS = ("task", "dataset", "method", "group", "seed", "protocol")
 
@@ -74,24 +73,6 @@ def ruler_summaries(per_image: pd.DataFrame) -> pd.DataFrame:
     return _ordered(frame[keys + [c for c in frame.columns if c not in keys]])
 
 
-def _signed(value: float, digits: int) -> str:
-    return format_number(value, digits, signed=True)
-
-
-def _spread(mean: float, std: float, digits: int) -> str:
-    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
-        return "–"
-    if std is None or (isinstance(std, float) and math.isnan(std)):
-        return _signed(mean, digits)
-    return f"{_signed(mean, digits)} ± {format_number(std, digits)}"
-
-
-def _range(low: float, high: float, digits: int) -> str:
-    if low is None or (isinstance(low, float) and math.isnan(low)):
-        return "–"
-    return f"[{_signed(low, digits)}, {_signed(high, digits)}]"
-
-
 def _delta_cells(r, metric: str, digits: int) -> list[str]:
     """(mean ± std, [min, max]) of a ruler's Δ; ``(reference)`` for the paper's ruler and ``= paper``
     where every image scores exactly as under the paper's ruler (e.g. the same PSNR formula)."""
@@ -100,7 +81,8 @@ def _delta_cells(r, metric: str, digits: int) -> list[str]:
     low, high = r[f"d_{metric}_min"], r[f"d_{metric}_max"]
     if low == 0 and high == 0:
         return ["= paper", ""]
-    return [_spread(r[f"d_{metric}_mean"], r[f"d_{metric}_std"], digits), _range(low, high, digits)]
+    return [format_mean_std(r[f"d_{metric}_mean"], r[f"d_{metric}_std"], digits, signed=True),
+            format_range(low, high, digits)]
 
 
 def ruler_table(summaries: pd.DataFrame, *, name: str = RULER_TABLE) -> Table:

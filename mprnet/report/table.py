@@ -78,12 +78,21 @@ def format_duration(seconds: float) -> str:
     return f"{total // 3600}:{total % 3600 // 60:02d}:{total % 60:02d}"
 
 
-def format_mean_std(mean: float, std: float, digits: int) -> str:
+def format_mean_std(mean: float, std: float, digits: int, *, signed: bool = False) -> str:
+    """``mean ± std`` (the mean with its sign when ``signed``: a difference); the mean alone
+    without a std; ``–`` without a mean."""
     if math.isnan(mean):
         return "–"
     if math.isnan(std):
-        return format_number(mean, digits)
-    return f"{format_number(mean, digits)} ± {format_number(std, digits)}"
+        return format_number(mean, digits, signed=signed)
+    return f"{format_number(mean, digits, signed=signed)} ± {format_number(std, digits)}"
+
+
+def format_range(low: float, high: float, digits: int) -> str:
+    """``[low, high]`` of a difference, both signed; ``–`` without them."""
+    if math.isnan(low):
+        return "–"
+    return f"[{format_number(low, digits, signed=True)}, {format_number(high, digits, signed=True)}]"
 
 
 def format_ci(mean: float, low: float, high: float, digits: int) -> str:
@@ -91,4 +100,4 @@ def format_ci(mean: float, low: float, high: float, digits: int) -> str:
         return "–"
     if math.isnan(low):
         return format_number(mean, digits, signed=True)
-    return f"{format_number(mean, digits, signed=True)} [{format_number(low, digits, signed=True)}, {format_number(high, digits, signed=True)}]"
+    return f"{format_number(mean, digits, signed=True)} {format_range(low, high, digits)}"
