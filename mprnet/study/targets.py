@@ -103,18 +103,19 @@ class Targets:
                        device=run.resolved["runtime"]["device"], processes=run.resolved["runtime"]["processes"]),
                   self.path(layout.TRAIN_BENCHMARK, **run.fields))
                  for run in self.study.runs]
-        pairs += [(dict(_source_fields(source), dataset=ts.name, job="restore", restored=self.restored(source, ts)),
-                   self.path(layout.RESTORE_BENCHMARK, source=source.key, dataset=ts.name))
-                  for source, ts in self.study.restored_sources()]
-        pairs += [(dict(_source_fields(source), dataset=ts.name, job="score"),
-                   self.path(layout.SCORE_BENCHMARK, source=source.key, dataset=ts.name))
-                  for source, ts in self.study.scored_sources()]
-        pairs += [(dict(_source_fields(source), dataset=ts.name, job="audit", device="cpu"),
-                   self.path(layout.RULER_BENCHMARK, source=source.key, dataset=ts.name))
-                  for source, ts in self.study.ruler_sources()]
-        pairs += [(dict(_source_fields(source), dataset=ts.name, job="audit", restored=self.restored(source, ts)),
-                   self.path(layout.TILE_CHECK_BENCHMARK, source=source.key, dataset=ts.name))
-                  for source, ts in self.study.tile_checks()]
+        # (job, its benchmark file, its (source, test set) pairs, whether it restores, its device if fixed)
+        per_test_set = [("restore", layout.RESTORE_BENCHMARK, self.study.restored_sources(), True, None),
+                        ("score", layout.SCORE_BENCHMARK, self.study.scored_sources(), False, None),
+                        ("audit", layout.RULER_BENCHMARK, self.study.ruler_sources(), False, "cpu"),
+                        ("audit", layout.TILE_CHECK_BENCHMARK, self.study.tile_checks(), True, None)]
+        for job, benchmark, sources, restores, device in per_test_set:
+            for source, ts in sources:
+                fields = dict(_source_fields(source), dataset=ts.name, job=job)
+                if restores:
+                    fields["restored"] = self.restored(source, ts)
+                if device:
+                    fields["device"] = device
+                pairs.append((fields, self.path(benchmark, source=source.key, dataset=ts.name)))
         return pairs
 
     def training_logs(self) -> list[tuple[dict, str]]:

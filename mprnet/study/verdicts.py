@@ -168,13 +168,11 @@ def with_verdicts(rows: list[dict], online: Iterable[str] = ()) -> list[dict]:
     verdict), and ``missing`` on the ``paper`` row of a published cell for which the study has no
     ``main`` number (``scored online only`` for a test set in ``online``: see :func:`verdicts`);
     None elsewhere (inputs, ablations, unpublished cells). New dicts; the input is not changed."""
-    table = verdicts(rows, online) if rows else None
     found: dict[tuple, dict] = {}
-    if table is not None:
-        for v in table.to_dict("records"):
-            found[(v["task"], v["dataset"], v["group"], v["method"])] = v
-            if v["verdict"] in (MISSING, ONLINE):  # said on the published cell as well
-                found[(v["task"], v["dataset"], PAPER, PAPER)] = v
+    for v in verdicts(rows, online).to_dict("records"):
+        found[(v["task"], v["dataset"], v["group"], v["method"])] = v
+        if v["verdict"] in (MISSING, ONLINE):  # said on the published cell as well
+            found[(v["task"], v["dataset"], PAPER, PAPER)] = v
     out = []
     for r in rows:
         v = found.get((r["task"], r["dataset"], r["group"], r["method"]))

@@ -199,11 +199,17 @@ def process_start_time() -> float:
     try:
         now = time.time()
         uptime = float(Path("/proc/uptime").read_text().split()[0])
-        stat = Path("/proc/self/stat").read_text()
-        ticks = int(stat[stat.rindex(")") + 2:].split()[19])
+        ticks = int(_proc_stat("self")[19])  # starttime
         return now - (uptime - ticks / os.sysconf("SC_CLK_TCK"))
     except (OSError, ValueError, IndexError):
         return _IMPORTED
+
+
+def _proc_stat(pid: int | str) -> list[str]:
+    """The fields of ``/proc/<pid>/stat`` after the command name (index 0 is field 3, the state;
+    ``proc(5)``). Raises OSError where there is no such file."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return stat[stat.rindex(")") + 2:].split()
 
 
 def process_cpu_seconds() -> float:
@@ -214,8 +220,7 @@ def process_cpu_seconds() -> float:
     total = own.ru_utime + own.ru_stime + ended.ru_utime + ended.ru_stime
     for child in multiprocessing.active_children():
         try:
-            stat = Path(f"/proc/{child.pid}/stat").read_text()
-            fields = stat[stat.rindex(")") + 2:].split()
+            fields = _proc_stat(child.pid)
             total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
         except (OSError, ValueError, IndexError):
             continue
