@@ -179,6 +179,12 @@ def check_tiling(tile: int, overlap: int, tile_key: str = "--tile", overlap_key:
         raise ConfigError(f"{overlap_key}: {overlap} must be >= 0 and smaller than the tile, {tile}")
 
 
+def splits(height: int, width: int, tile: int | None) -> bool:
+    """Whether ``tile`` cuts an image of ``height``×``width`` pixels into windows: an image no
+    larger than the tile (or no tile) is restored whole (:func:`restore_tensor`)."""
+    return bool(tile) and (height > tile or width > tile)
+
+
 def restore_tensor(model, image, *, tile: int | None = None, overlap: int = DEFAULT_OVERLAP,
                    precision: str = DEFAULT_PRECISION) -> list:
     """All stage outputs ``[final, ..., stage1]`` (each 1×3×H×W float32, unclamped) for a 1×3×H×W input.
@@ -195,7 +201,7 @@ def restore_tensor(model, image, *, tile: int | None = None, overlap: int = DEFA
         check_tiling(tile, overlap)
     h, w = image.shape[-2:]
     with torch.no_grad():
-        if not tile or (tile >= h and tile >= w):
+        if not splits(h, w, tile):
             return _forward(model, image, precision)
         th, tw = min(tile, h), min(tile, w)
         rows, cols = tile_starts(h, th, overlap), tile_starts(w, tw, overlap)

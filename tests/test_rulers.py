@@ -636,6 +636,10 @@ def test_rulers_command_writes_every_ruler_of_every_image(tmp_path):
     assert "mprnet rulers: error: --rulers: ruler(s) matlab_ssim_2d are not alternatives to the y_channel" \
         in proc.stderr
     assert not (tmp_path / "no.csv").exists()
+    # A pairing error names the folder at fault, as `mprnet score` does, not --pred in front of it.
+    proc = subprocess.run(cmd[:8] + ["--target", str(tmp_path / "nope"), "--out", str(tmp_path / "no.csv")],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and proc.stderr == f"mprnet rulers: error: {tmp_path / 'nope'}: not a folder\n"
 
 
 def test_ruler_files_refuse_failed_scores_and_foreign_files(tmp_path):

@@ -84,7 +84,7 @@ def tile_check(checkpoint: PathLike, inputs: PathLike, targets: PathLike, protoc
     file for a sample image missing from the inputs or targets, and as restoring and scoring do.
     """
     from ..metrics import score_folders
-    from ..restore import list_inputs, restore_checkpoint
+    from ..restore import list_inputs, restore_checkpoint, splits
     from ..study.aggregate import read_scores
 
     own = read_scores(study_scores).set_index("image")
@@ -111,7 +111,7 @@ def tile_check(checkpoint: PathLike, inputs: PathLike, targets: PathLike, protoc
             frame[f"delta_{metric}"] = np.where(a == b, 0.0, a - b)  # inf == inf (identical images): no change
     frame["tile"], frame["overlap"], frame["study"] = tile, overlap, TILED if study_tiles else WHOLE
     sizes = [inspect_image(target_files[stem]) for stem in stems]
-    frame["split"] = [info.height > tile or info.width > tile for info in sizes]  # restore_tensor's own test
+    frame["split"] = [splits(info.height, info.width, tile) for info in sizes]
     frame = frame[list(TILE_CHECK_COLUMNS)]
     with atomic_path(out) as path:
         frame.to_csv(path, index=False, float_format="%.10g")
